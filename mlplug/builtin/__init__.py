@@ -1,0 +1,1 @@
+"""Builtin plugins. They are registered through the same path as installed plugins."""

@@ -1,0 +1,32 @@
+"""The ``mlplug`` command. This module only assembles the sub-commands."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from mlplug.cli import models, plugins
+from mlplug.errors import MlplugError
+
+app = typer.Typer(
+    name="mlplug",
+    help="End-to-end ML pipelines with task types as plugins.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("plugins")(plugins.list_plugins)
+app.command("tasks")(plugins.list_tasks)
+app.add_typer(models.app, name="models")
+app.add_typer(models.datasets_app, name="datasets")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except MlplugError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(1)

@@ -1,0 +1,68 @@
+"""A validated frame with its schema, and the content hash that versions it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from mlplug.schema import Schema
+
+
+@dataclass
+class Dataset:
+    """A frame already normalised by :meth:`Schema.validate`, plus where it came from."""
+
+    frame: pd.DataFrame
+    schema: Schema
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def X(self) -> pd.DataFrame:  # noqa: N802 - the usual ML name
+        return self.frame[self.schema.feature_names]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.frame[self.schema.target].to_numpy()
+
+    def subset(self, rows: np.ndarray | slice) -> Dataset:
+        return Dataset(self.frame.iloc[rows].reset_index(drop=True), self.schema, self.source)
+
+    def content_hash(self) -> str:
+        """sha256 over the schema and the column values, independent of file format.
+
+        Arrow's IPC stream of a metadata-free table is a stable byte form of the data, so
+        the same rows read from CSV or Parquet hash the same.
+        """
+        digest = hashlib.sha256()
+        digest.update(json.dumps(self.schema.to_dict(), sort_keys=True).encode())
+        table = pa.Table.from_pandas(self.frame, preserve_index=False).replace_schema_metadata(None)
+        sink = _HashWriter(digest)
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return digest.hexdigest()
+
+
+class _HashWriter:
+    """A write-only file object that feeds a hash instead of storing bytes."""
+
+    def __init__(self, digest: hashlib._Hash) -> None:
+        self._digest = digest
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        self._digest.update(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True

@@ -1,0 +1,39 @@
+"""Exceptions that reach users. Each message names the thing at fault and what was expected."""
+
+from __future__ import annotations
+
+
+class MlplugError(Exception):
+    """Base class for errors that the CLI prints without a traceback."""
+
+
+class DataError(MlplugError, ValueError):
+    """Input data is missing, unreadable or does not match a task's schema."""
+
+
+class UnknownTaskError(MlplugError, LookupError):
+    """A task type name that no installed plugin registers."""
+
+
+class DuplicateNameError(MlplugError, ValueError):
+    """Two plugins registered the same name in one registry."""
+
+
+class StoreError(MlplugError):
+    """The store failed; the message names the store URL."""
+
+
+class NotFoundError(StoreError, LookupError):
+    """A key, version or alias does not exist in the store."""
+
+
+class PreconditionFailed(StoreError):
+    """A conditional write lost: the key exists (create-only) or changed (compare-and-swap)."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store stayed unreachable after retries."""
+
+
+class AliasConflictError(PreconditionFailed):
+    """An alias moved between reading it and writing it."""

@@ -1,0 +1,91 @@
+"""Read tables from a URL (a path, ``file://`` or ``s3://``) in csv, parquet or jsonl.
+
+Task loaders call :func:`read_table`; every failure is a :class:`DataError` naming the URL.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pandas as pd
+
+from mlplug.errors import DataError, MlplugError
+from mlplug.settings import Settings, get_settings
+
+FORMATS = ("csv", "parquet", "jsonl")
+_SUFFIXES = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
+
+
+def detect_format(url: str, fmt: str | None = None) -> str:
+    if fmt:
+        if fmt not in FORMATS:
+            raise DataError(f"{url}: unknown format {fmt!r}; expected one of {list(FORMATS)}")
+        return fmt
+    path = urlparse(url).path if "://" in url else url
+    name = path.lower().removesuffix(".gz")
+    for suffix, found in _SUFFIXES.items():
+        if name.endswith(suffix):
+            return found
+    raise DataError(
+        f"{url}: cannot tell the format from the file name; use a .csv, .parquet or .jsonl "
+        "name or pass the format explicitly"
+    )
+
+
+def read_bytes(url: str, settings: Settings | None = None) -> bytes:
+    """The raw bytes at ``url``; ``DataError`` when missing or unreadable."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("", "file"):
+        path = Path(unquote(parsed.path) if parsed.scheme == "file" else url).expanduser()
+        if not path.exists():
+            raise DataError(f"{url}: file not found")
+        if path.is_dir():
+            raise DataError(f"{url}: is a directory, expected a file")
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise DataError(f"{url}: cannot read: {exc}") from exc
+    if parsed.scheme == "s3":
+        from mlplug.storage.s3 import S3Store, make_s3_client
+
+        settings = settings or get_settings()
+        store = S3Store(parsed.netloc, "", make_s3_client(settings), settings.s3_endpoint_url)
+        try:
+            return store.get(parsed.path.lstrip("/"))
+        except MlplugError as exc:
+            raise DataError(f"{url}: {exc}") from exc
+    raise DataError(f"{url}: unsupported URL scheme {parsed.scheme!r}; use a path, file:// or s3://")
+
+
+def read_table(url: str, fmt: str | None = None, settings: Settings | None = None) -> pd.DataFrame:
+    """Read a whole table. The file must exist, be non-empty and parse as ``fmt``."""
+    fmt = detect_format(url, fmt)
+    data = read_bytes(url, settings)
+    if not data.strip():
+        raise DataError(f"{url}: file is empty")
+    compression = "gzip" if url.lower().endswith(".gz") else None
+    try:
+        if fmt == "csv":
+            sep = "\t" if url.lower().removesuffix(".gz").endswith(".tsv") else ","
+            frame = pd.read_csv(io.BytesIO(data), sep=sep, compression=compression)
+        elif fmt == "parquet":
+            frame = pd.read_parquet(io.BytesIO(data))
+        else:
+            frame = pd.read_json(io.BytesIO(data), lines=True, compression=compression)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{url}: not valid UTF-8 text near byte {exc.start}") from exc
+    except Exception as exc:  # parser errors differ per format and library version
+        raise DataError(f"{url}: cannot read as {fmt}: {type(exc).__name__}: {exc}") from exc
+    if frame.empty:
+        raise DataError(f"{url}: no data rows")
+    return frame

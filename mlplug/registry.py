@@ -1,0 +1,347 @@
+"""Versioned datasets, immutable model versions and aliases that move with compare-and-swap.
+
+Store layout (see docs/architecture.md)::
+
+    <task>/datasets/<sha256>/data.parquet + manifest.json
+    <task>/models/<version>/model/...  metadata.json  env.json  <artifacts>
+    <task>/aliases/<alias>.json
+    <task>/aliases/history/<alias>/<timestamp>-v<version>.json
+
+A model version becomes visible only when its ``metadata.json`` is written, last and
+create-only; a registration that dies before that leaves nothing a reader can see.
+Version numbers are claimed with a create-only ``.claim`` object, so concurrent
+registrations get distinct numbers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import socket
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mlplug.dataset import Dataset
+from mlplug.environment import snapshot
+from mlplug.errors import AliasConflictError, NotFoundError, PreconditionFailed
+from mlplug.schema import Schema
+from mlplug.storage.base import Store
+from mlplug.task import Metrics
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _json(data: Any) -> bytes:
+    return json.dumps(data, indent=2, sort_keys=True, default=str).encode()
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    task: str
+    hash: str
+    rows: int
+    source: str
+    created_at: str
+    schema: dict[str, Any]
+
+    @property
+    def short(self) -> str:
+        return self.hash[:12]
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    task: str
+    version: int
+    created_at: str
+    kind: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    primary_metric: str
+    higher_is_better: bool
+    threshold: float | None
+    dataset_hash: str
+    schema: dict[str, Any]
+    files: list[str]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def score(self) -> float:
+        return self.metrics[self.primary_metric]
+
+    def as_metrics(self) -> Metrics:
+        return Metrics(
+            values=dict(self.metrics),
+            primary=self.primary_metric,
+            higher_is_better=self.higher_is_better,
+            threshold=self.threshold,
+        )
+
+
+@dataclass(frozen=True)
+class AliasRecord:
+    alias: str
+    version: int
+    updated_at: str
+    previous: int | None
+    reason: str
+    #: Store etag of the alias object when read; pass back to move it with CAS.
+    etag: str = ""
+
+
+class Registry:
+    """Datasets, model versions and aliases of all tasks in one store."""
+
+    def __init__(self, store: Store, hook: Any | None = None) -> None:
+        self.store = store
+        self._hook = hook
+
+    # -- datasets ------------------------------------------------------------------------
+
+    def put_dataset(self, task: str, dataset: Dataset) -> DatasetRef:
+        """Store a validated data set once per content hash and return its reference."""
+        digest = dataset.content_hash()
+        base = f"{task}/datasets/{digest}"
+        try:
+            return self.dataset(task, digest)
+        except NotFoundError:
+            pass
+        buffer = io.BytesIO()
+        dataset.frame.to_parquet(buffer, index=False)
+        try:
+            self.store.put(f"{base}/data.parquet", buffer.getvalue(), if_none_match=True)
+        except PreconditionFailed:
+            pass  # same hash, same bytes: a concurrent writer got there first
+        ref = DatasetRef(
+            task=task,
+            hash=digest,
+            rows=len(dataset),
+            source=dataset.source,
+            created_at=_now(),
+            schema=dataset.schema.to_dict(),
+        )
+        try:
+            self.store.put(f"{base}/manifest.json", _json(asdict(ref)), if_none_match=True)
+        except PreconditionFailed:
+            return self.dataset(task, digest)
+        return ref
+
+    def dataset(self, task: str, digest: str) -> DatasetRef:
+        data = json.loads(self.store.get(f"{task}/datasets/{digest}/manifest.json"))
+        return DatasetRef(**data)
+
+    def load_dataset(self, task: str, digest: str) -> Dataset:
+        ref = self.dataset(task, digest)
+        frame = pd.read_parquet(io.BytesIO(self.store.get(f"{task}/datasets/{digest}/data.parquet")))
+        return Dataset(frame, Schema.from_dict(ref.schema), source=f"dataset {digest[:12]}")
+
+    def datasets(self, task: str) -> list[DatasetRef]:
+        refs = [
+            self.dataset(task, key.split("/")[-2])
+            for key in self.store.list(f"{task}/datasets")
+            if key.endswith("/manifest.json")
+        ]
+        return sorted(refs, key=lambda r: r.created_at)
+
+    # -- model versions ------------------------------------------------------------------
+
+    def register_model(
+        self,
+        task: str,
+        model_dir: Path,
+        *,
+        kind: str,
+        params: Mapping[str, Any],
+        metrics: Metrics,
+        dataset_hash: str,
+        schema: Schema,
+        artifacts: Mapping[str, bytes] | None = None,
+        info: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Upload ``model_dir`` and artifacts as a new immutable version and commit it."""
+        version = self._claim_version(task)
+        base = f"{task}/models/{version}"
+        files = []
+        for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+            rel = path.relative_to(model_dir).as_posix()
+            self.store.put_file(f"{base}/model/{rel}", path, if_none_match=True)
+            files.append(f"model/{rel}")
+        for name, data in sorted({"env.json": _json(snapshot()), **(artifacts or {})}.items()):
+            self.store.put(f"{base}/{name}", data, if_none_match=True)
+            files.append(name)
+        mv = ModelVersion(
+            task=task,
+            version=version,
+            created_at=_now(),
+            kind=kind,
+            params=dict(params),
+            metrics={k: float(v) for k, v in metrics.values.items()},
+            primary_metric=metrics.primary,
+            higher_is_better=metrics.higher_is_better,
+            threshold=metrics.threshold,
+            dataset_hash=dataset_hash,
+            schema=schema.to_dict(),
+            files=files,
+            info=dict(info or {}),
+        )
+        # The commit point: until this object exists the version is invisible.
+        self.store.put(f"{base}/metadata.json", _json(asdict(mv)), if_none_match=True)
+        self._call_hook("after_register", task=task, version=mv, store=self.store)
+        return mv
+
+    def _claim_version(self, task: str) -> int:
+        claim = _json({"host": socket.gethostname(), "pid": os.getpid(), "at": _now()})
+        version = max(self._claimed(task), default=0) + 1
+        while True:
+            try:
+                self.store.put(f"{task}/models/{version}/.claim", claim, if_none_match=True)
+                return version
+            except PreconditionFailed:
+                version += 1
+
+    def _claimed(self, task: str) -> Iterator[int]:
+        for key in self.store.list(f"{task}/models"):
+            head = key.split("/")[2]
+            if head.isdigit():
+                yield int(head)
+
+    def versions(self, task: str) -> list[ModelVersion]:
+        """Committed versions, oldest first."""
+        numbers = sorted(
+            int(key.split("/")[2])
+            for key in self.store.list(f"{task}/models")
+            if key.endswith("/metadata.json") and key.split("/")[2].isdigit()
+        )
+        return [self.model(task, n) for n in numbers]
+
+    def model(self, task: str, version: int | str) -> ModelVersion:
+        """A committed version by number, or by alias name (``champion``) or ``latest``."""
+        if isinstance(version, str) and not version.isdigit():
+            return self._by_name(task, version)
+        try:
+            data = json.loads(self.store.get(f"{task}/models/{int(version)}/metadata.json"))
+        except NotFoundError:
+            known = [v.version for v in self.versions(task)]
+            raise NotFoundError(
+                f"task {task!r} has no model version {version} in {self.store.url}; "
+                f"versions: {known or 'none'}"
+            ) from None
+        return ModelVersion(**data)
+
+    def _by_name(self, task: str, name: str) -> ModelVersion:
+        if name == "latest":
+            found = self.versions(task)
+            if not found:
+                raise NotFoundError(f"task {task!r} has no model versions in {self.store.url}")
+            return found[-1]
+        record = self.alias(task, name)
+        if record is None:
+            raise NotFoundError(f"task {task!r} has no alias {name!r} in {self.store.url}")
+        return self.model(task, record.version)
+
+    def download_model(self, task: str, version: int, dest: Path) -> Path:
+        """Copy a version's ``model/`` files into ``dest`` and return it."""
+        mv = self.model(task, version)
+        for rel in mv.files:
+            if rel.startswith("model/"):
+                self.store.get_file(f"{task}/models/{version}/{rel}", dest / rel[len("model/") :])
+        return dest
+
+    def artifact(self, task: str, version: int, name: str) -> bytes:
+        return self.store.get(f"{task}/models/{version}/{name}")
+
+    # -- aliases -------------------------------------------------------------------------
+
+    def alias(self, task: str, alias: str = CHAMPION) -> AliasRecord | None:
+        try:
+            data, etag = self.store.get_with_etag(f"{task}/aliases/{alias}.json")
+        except NotFoundError:
+            return None
+        return AliasRecord(**{**json.loads(data), "etag": etag})
+
+    def set_alias(
+        self,
+        task: str,
+        version: int,
+        *,
+        expected: AliasRecord | None,
+        alias: str = CHAMPION,
+        reason: str = "",
+    ) -> AliasRecord:
+        """Move ``alias`` to ``version`` if it still is as ``expected`` (``None``: absent).
+
+        Raises ``AliasConflictError`` when another writer moved it first; the caller
+        decides whether to re-read and retry.
+        """
+        mv = self.model(task, version)  # only committed versions can be promoted
+        record = AliasRecord(
+            alias=alias,
+            version=mv.version,
+            updated_at=_now(),
+            previous=expected.version if expected else None,
+            reason=reason,
+        )
+        body = {k: v for k, v in asdict(record).items() if k != "etag"}
+        key = f"{task}/aliases/{alias}.json"
+        try:
+            if expected is None:
+                etag = self.store.put(key, _json(body), if_none_match=True)
+            else:
+                etag = self.store.put(key, _json(body), if_match=expected.etag)
+        except PreconditionFailed:
+            raise AliasConflictError(
+                f"alias {alias!r} of task {task!r} moved while promoting version {version}"
+            ) from None
+        stamp = record.updated_at.replace(":", "").replace("-", "")
+        self.store.put(f"{task}/aliases/history/{alias}/{stamp}-v{version}.json", _json(body))
+        record = AliasRecord(**{**body, "etag": etag})
+        self._call_hook(
+            "after_promote", task=task, alias=alias, version=mv, previous=expected, store=self.store
+        )
+        return record
+
+    def promote(
+        self, task: str, version: int, *, alias: str = CHAMPION, reason: str = "", attempts: int = 5
+    ) -> AliasRecord:
+        """Move ``alias`` to ``version`` whatever it points to now, safely under races."""
+        for _ in range(attempts):
+            current = self.alias(task, alias)
+            try:
+                return self.set_alias(task, version, expected=current, alias=alias, reason=reason)
+            except AliasConflictError:
+                continue
+        raise AliasConflictError(f"alias {alias!r} of task {task!r} kept moving; gave up")
+
+    def alias_history(self, task: str, alias: str = CHAMPION) -> list[dict[str, Any]]:
+        keys = sorted(self.store.list(f"{task}/aliases/history/{alias}"))
+        return [json.loads(self.store.get(k)) for k in keys]
+
+    def _call_hook(self, name: str, **kwargs: Any) -> None:
+        if self._hook is None:
+            return
+        try:
+            getattr(self._hook, name)(**kwargs)
+        except Exception:  # a plugin's side effect must not undo a committed write
+            log.exception("mlplug hook %s failed", name)
+
+
+def open_registry(url: str | None = None) -> Registry:
+    """The registry on the configured store, with plugin lifecycle hooks attached."""
+    from mlplug.plugins import get_plugins
+    from mlplug.storage import open_store
+
+    plugins = get_plugins()
+    return Registry(open_store(url, plugins=plugins), hook=plugins.hook)

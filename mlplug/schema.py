@@ -1,0 +1,193 @@
+"""Typed description of a task's data: feature columns with roles, the target and its classes.
+
+A task's loader builds a :class:`Schema`; :meth:`Schema.validate` turns a raw frame into the
+normalised frame that every later step relies on, or raises :class:`DataError` naming the
+source, the column and what was expected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlplug.errors import DataError
+
+
+class Role(StrEnum):
+    """How a column is used. The role fixes the dtype after validation."""
+
+    NUMERIC = "numeric"  # float64; NaN allowed when the column is nullable
+    CATEGORICAL = "categorical"  # str (object); missing becomes "" when nullable
+    TEXT = "text"  # str; free text for text models
+    BOOLEAN = "boolean"  # stored as float64 0/1 so that models see a number
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    role: Role
+    nullable: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Columns a model reads, the target column and the ordered class labels.
+
+    After :meth:`validate`, the target column holds class indices ``0..len(classes)-1``;
+    for binary tasks index 1 is the positive class.
+    """
+
+    features: tuple[Column, ...]
+    target: str
+    classes: tuple[str, ...]
+    id_column: str | None = None
+    time_column: str | None = None
+    #: Free-form facts a task wants to keep with the schema (e.g. the amount column).
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.features]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise DataError(f"schema lists feature column(s) {dupes} more than once")
+        if self.target in names:
+            raise DataError(f"target column {self.target!r} is also listed as a feature")
+        if len(self.classes) < 2:
+            raise DataError(
+                f"target column {self.target!r} needs at least 2 classes, got {list(self.classes)}"
+            )
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [c.name for c in self.features]
+
+    def columns_with(self, role: Role) -> list[str]:
+        return [c.name for c in self.features if c.role is role]
+
+    @property
+    def is_binary(self) -> bool:
+        return len(self.classes) == 2
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["features"] = [{**asdict(c), "role": c.role.value} for c in self.features]
+        data["classes"] = list(self.classes)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Schema:
+        return cls(
+            features=tuple(
+                Column(
+                    name=c["name"],
+                    role=Role(c["role"]),
+                    nullable=c.get("nullable", True),
+                    description=c.get("description", ""),
+                )
+                for c in data["features"]
+            ),
+            target=data["target"],
+            classes=tuple(data["classes"]),
+            id_column=data.get("id_column"),
+            time_column=data.get("time_column"),
+            extras=dict(data.get("extras", {})),
+        )
+
+    def validate(self, frame: pd.DataFrame, source: str, *, require_target: bool = True) -> pd.DataFrame:
+        """Return a normalised copy of ``frame`` or raise :class:`DataError`.
+
+        ``source`` names the file or URL in every message. Without ``require_target`` the
+        frame is scoring input and the target column may be absent.
+        """
+        if frame.empty:
+            raise DataError(f"{source}: no rows")
+        wanted = [*self.feature_names]
+        if require_target:
+            wanted.append(self.target)
+        missing = [c for c in wanted if c not in frame.columns]
+        if missing:
+            raise DataError(
+                f"{source}: missing column(s) {missing}; expected {wanted}, "
+                f"found {list(map(str, frame.columns))}"
+            )
+        out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
+        for col in self.features:
+            out[col.name] = _coerce(frame[col.name].reset_index(drop=True), col, source)
+        for extra in (self.id_column, self.time_column):
+            if extra and extra in frame.columns and extra not in out.columns:
+                out[extra] = frame[extra].reset_index(drop=True).to_numpy()
+        if require_target or self.target in frame.columns:
+            out[self.target] = self.encode_target(frame[self.target].reset_index(drop=True), source)
+        return out
+
+    def encode_target(self, values: pd.Series, source: str) -> np.ndarray:
+        """Map labels (or already-encoded indices) to class indices."""
+        if values.isna().any():
+            row = int(np.flatnonzero(values.isna().to_numpy())[0])
+            raise DataError(f"{source}: column {self.target!r} has a missing label at row {row}")
+        lookup = {label: i for i, label in enumerate(self.classes)}
+        as_text = values.astype(str)
+        codes = as_text.map(lookup)
+        if codes.isna().any():
+            # Already-encoded indices (0..k-1) are accepted too.
+            numeric = pd.to_numeric(values, errors="coerce")
+            in_range = numeric.notna() & numeric.between(0, len(self.classes) - 1)
+            in_range &= numeric == numeric.round()
+            codes = codes.where(codes.notna(), numeric.where(in_range))
+        if codes.isna().any():
+            bad = sorted(set(as_text[codes.isna()]))[:5]
+            raise DataError(
+                f"{source}: column {self.target!r} has label(s) {bad} outside the classes "
+                f"{list(self.classes)}"
+            )
+        return codes.astype(np.int64).to_numpy()
+
+
+def _coerce(values: pd.Series, col: Column, source: str) -> pd.Series:
+    if col.role in (Role.NUMERIC, Role.BOOLEAN):
+        if col.role is Role.BOOLEAN:
+            values = values.map(_bool_or_same)
+        numeric = pd.to_numeric(values, errors="coerce")
+        bad = numeric.isna() & values.notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            kind = "0/1 or true/false" if col.role is Role.BOOLEAN else "numbers"
+            raise DataError(
+                f"{source}: column {col.name!r} expects {kind}, found {values.iloc[row]!r} at row {row}"
+            )
+        numeric = numeric.astype(np.float64)
+        if not np.isfinite(numeric.fillna(0.0).to_numpy()).all():
+            row = int(np.flatnonzero(~np.isfinite(numeric.fillna(0.0).to_numpy()))[0])
+            raise DataError(f"{source}: column {col.name!r} has an infinite value at row {row}")
+        _check_nulls(numeric, col, source)
+        return numeric
+    _check_nulls(values, col, source)
+    text = values.astype(object).where(values.notna(), "")
+    return text.map(str).astype(object)
+
+
+_TRUE = {"true", "yes", "y", "t"}
+_FALSE = {"false", "no", "n", "f"}
+
+
+def _bool_or_same(value: Any) -> Any:
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in _TRUE:
+            return 1.0
+        if low in _FALSE:
+            return 0.0
+    if isinstance(value, bool | np.bool_):
+        return float(value)
+    return value
+
+
+def _check_nulls(values: pd.Series, col: Column, source: str) -> None:
+    if not col.nullable and values.isna().any():
+        row = int(np.flatnonzero(values.isna().to_numpy())[0])
+        raise DataError(f"{source}: column {col.name!r} has a missing value at row {row}")

@@ -1,0 +1,43 @@
+"""All settings in one validated class, read from the environment when asked for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Environment variables prefixed ``MLPLUG_`` (``MLPLUG_STORE``, ``MLPLUG_HOME``, ...)."""
+
+    model_config = SettingsConfigDict(env_prefix="MLPLUG_", extra="ignore")
+
+    #: State directory for the embedded defaults (local store, Ray and Prefect scratch).
+    home: Path = Field(default_factory=lambda: Path.home() / ".mlplug")
+    #: Store URL: ``file:///abs/dir`` or ``s3://bucket/prefix``. Empty means ``<home>/store``.
+    store: str = ""
+    #: Endpoint for S3-compatible servers (MinIO, moto); empty means AWS.
+    s3_endpoint_url: str | None = None
+    #: Name of a prefect-aws ``AwsCredentials`` block; empty means the boto3 default chain.
+    aws_credentials_block: str | None = None
+    #: Attempts per S3 call before the store counts as unreachable.
+    s3_max_attempts: int = Field(default=5, ge=1, le=20)
+    #: Comma-separated allow-list of plugin names; unset loads every installed plugin.
+    load_plugins: str | None = None
+    #: Comma-separated deny-list of plugin names.
+    disable_plugins: str | None = None
+
+    @field_validator("home")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def store_url(self) -> str:
+        return self.store or (self.home / "store").as_uri()
+
+
+def get_settings() -> Settings:
+    """Read settings now; never cached, so tests and long-lived servers see changes."""
+    return Settings()

@@ -1,0 +1,146 @@
+"""``s3://bucket/prefix`` store on S3 or an S3-compatible server.
+
+Create-only writes use ``IfNoneMatch="*"`` and compare-and-swap uses ``IfMatch=<etag>``,
+so the same guarantees hold across machines without a lock service. Transient errors
+(throttling, 5xx, dropped connections) are retried by botocore's ``standard`` mode with
+exponential backoff; a store that stays unreachable raises ``StoreUnavailableError`` naming
+the URL and the endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from mlplug.errors import NotFoundError, PreconditionFailed, StoreError, StoreUnavailableError
+from mlplug.settings import Settings
+from mlplug.storage.base import Store
+
+_PRECONDITION_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+_NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
+
+
+class S3Store(Store):
+    def __init__(self, bucket: str, prefix: str, client: Any, endpoint: str | None = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.client = client
+        self.endpoint = endpoint
+        self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+
+    def _key(self, key: str) -> str:
+        key = key.strip("/")
+        if not key or any(p in (".", "..") for p in key.split("/")):
+            raise StoreError(f"store {self.url}: invalid key {key!r}")
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _call(self, key: str, method: str, **kwargs: Any) -> Any:
+        """One S3 call with errors translated into the store's error types."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self.client, method)(**kwargs)
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            code = str(err.get("Code", ""))
+            status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+            if code in _NOT_FOUND_CODES or (status == "404" and method != "put_object"):
+                raise NotFoundError(f"{self.uri(key)} does not exist") from None
+            if code in _PRECONDITION_CODES or status in ("412", "409"):
+                raise PreconditionFailed(f"{self.uri(key)}: conditional write lost ({code})") from None
+            if code == "NoSuchBucket":
+                raise StoreError(f"store {self.url}: bucket {self.bucket!r} does not exist") from None
+            raise StoreError(f"store {self.url}: {method} {key!r} failed: {code} {err.get('Message', '')}") from exc
+        except BotoCoreError as exc:
+            where = f" at {self.endpoint}" if self.endpoint else ""
+            raise StoreUnavailableError(
+                f"store {self.url}{where} is unreachable after retries: {exc}"
+            ) from exc
+
+    def get(self, key: str) -> bytes:
+        return self.get_with_etag(key)[0]
+
+    def get_with_etag(self, key: str) -> tuple[bytes, str]:
+        resp = self._call(key, "get_object", Bucket=self.bucket, Key=self._key(key))
+        return resp["Body"].read(), resp["ETag"]
+
+    def put(
+        self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None
+    ) -> str:
+        return self._put(key, data, if_none_match=if_none_match, if_match=if_match)
+
+    def put_file(self, key: str, path: Path, *, if_none_match: bool = False) -> str:
+        # A single PUT (up to 5 GB) keeps the create-only condition atomic; model
+        # artifacts are far below that.
+        with open(path, "rb") as body:
+            return self._put(key, body, if_none_match=if_none_match, if_match=None)
+
+    def _put(self, key: str, body: Any, *, if_none_match: bool, if_match: str | None) -> str:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key), "Body": body}
+        if if_none_match:
+            kwargs["IfNoneMatch"] = "*"
+        if if_match:
+            kwargs["IfMatch"] = if_match
+        return self._call(key, "put_object", **kwargs)["ETag"]
+
+    def get_file(self, key: str, dest: Path) -> Path:
+        resp = self._call(key, "get_object", Bucket=self.bucket, Key=self._key(key))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with open(dest, "wb") as out:
+            for chunk in resp["Body"].iter_chunks(1 << 20):
+                out.write(chunk)
+        return dest
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._call(key, "head_object", Bucket=self.bucket, Key=self._key(key))
+        except NotFoundError:
+            return False
+        return True
+
+    def list(self, prefix: str) -> Iterator[str]:
+        full = self._key(prefix) if prefix.strip("/") else self.prefix
+        full = f"{full}/" if full else ""
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = self._call(prefix, "list_objects_v2", **kwargs)
+            for obj in page.get("Contents", []):
+                yield obj["Key"][strip:]
+            if not page.get("IsTruncated"):
+                return
+            token = page["NextContinuationToken"]
+
+    def delete(self, key: str) -> None:
+        self._call(key, "delete_object", Bucket=self.bucket, Key=self._key(key))
+
+
+def make_s3_client(settings: Settings) -> Any:
+    """A boto3 S3 client: credentials from a prefect-aws block or the default chain."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"max_attempts": settings.s3_max_attempts, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=60,
+    )
+    if settings.aws_credentials_block:
+        from prefect_aws import AwsCredentials
+
+        session = AwsCredentials.load(settings.aws_credentials_block).get_boto3_session()
+    else:
+        session = boto3.session.Session()
+    return session.client("s3", endpoint_url=settings.s3_endpoint_url or None, config=config)
+
+
+def open_s3(url: str, settings: Settings) -> S3Store:
+    parsed = urlparse(url)
+    if not parsed.netloc:
+        raise StoreError(f"store URL {url!r}: expected s3://bucket[/prefix]")
+    return S3Store(parsed.netloc, parsed.path, make_s3_client(settings), settings.s3_endpoint_url)

@@ -1,0 +1,165 @@
+"""What a task type is: the typed object a plugin registers through ``register_tasks``.
+
+A task type bundles everything task-specific (loading, synthetic data, models, the search
+space, metrics, business value, explanations); the shared flows call only these methods.
+Subclass :class:`TaskType` and implement the abstract methods.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from mlplug.dataset import Dataset
+from mlplug.schema import Schema
+
+#: Called by a model during ``fit`` with (step, validation score of the primary metric).
+#: Tuning turns these into Ray Tune reports so that ASHA can stop weak trials early.
+ProgressCallback = Callable[[int, float], None]
+
+
+@runtime_checkable
+class Model(Protocol):
+    """A trainable model. ``predict_proba`` returns shape (rows, len(schema.classes))."""
+
+    def fit(
+        self, train: Dataset, valid: Dataset | None = None, progress: ProgressCallback | None = None
+    ) -> None: ...
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray: ...  # noqa: N803
+
+    def save(self, path: Path) -> None:
+        """Write every file the model needs into the existing directory ``path``."""
+        ...
+
+
+class LoadOptions(BaseModel):
+    """Options for a task's loader. Tasks subclass this to add their own fields; the CLI
+    turns ``--some-option VALUE`` into the field ``some_option``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A Ray Tune parameter space plus the resource ASHA allocates.
+
+    ``params`` maps names to ``ray.tune`` samplers or constants. ``max_steps`` is the most
+    progress steps a trial may report; ``grace_steps`` the fewest before ASHA may stop it.
+    """
+
+    params: Mapping[str, Any]
+    max_steps: int = 10
+    grace_steps: int = 1
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Scores on one data set. ``primary`` names the value used to pick and promote."""
+
+    values: dict[str, float]
+    primary: str
+    higher_is_better: bool = True
+    #: Decision threshold chosen for the binary case, if any.
+    threshold: float | None = None
+    #: Non-scalar results: curves, confusion matrix, per-class tables.
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def score(self) -> float:
+        return self.values[self.primary]
+
+    def beats(self, other: Metrics | None, min_delta: float = 0.0) -> bool:
+        """True when this is better than ``other`` on the primary metric by ``min_delta``."""
+        if other is None or other.primary not in other.values:
+            return True
+        diff = self.score - other.values[other.primary]
+        return diff > min_delta if self.higher_is_better else -diff > min_delta
+
+
+@dataclass(frozen=True)
+class BusinessValue:
+    """A task's value model, in the task's own unit (currency, hours, ...)."""
+
+    value: float
+    unit: str
+    #: Value without any model (the status quo) in the same unit.
+    no_model_value: float
+    summary: str
+    details: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def gain(self) -> float:
+        return self.value - self.no_model_value
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Feature or token attributions. ``per_row`` holds one mapping per explained row."""
+
+    kind: str
+    global_importance: dict[str, float]
+    per_row: list[dict[str, float]] = field(default_factory=list)
+
+
+class TaskType(ABC):
+    """Base class for task types. Class attributes describe it; methods do the work."""
+
+    #: Unique name, used in CLI commands, deployments and store paths. ``[a-z][a-z0-9_-]*``.
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    #: The pydantic model for ``load`` options.
+    options_model: ClassVar[type[LoadOptions]] = LoadOptions
+
+    @abstractmethod
+    def load(self, url: str, options: LoadOptions) -> Dataset:
+        """Read and validate a data set from ``url`` (``file://``, a path, or ``s3://``;
+        csv, parquet or jsonl). Raise ``DataError`` naming the file and the problem."""
+
+    @abstractmethod
+    def synthesize(self, rows: int, seed: int = 0, drift: float = 0.0) -> Dataset:
+        """Generate ``rows`` rows of realistic synthetic data. ``drift`` in [0, 1] shifts the
+        data the way production data drifts; the same seed gives the same data."""
+
+    @abstractmethod
+    def create_model(self, schema: Schema, params: Mapping[str, Any]) -> Model:
+        """The main model with the given hyperparameters."""
+
+    @abstractmethod
+    def create_baseline(self, schema: Schema) -> Model:
+        """A simple, robust reference model."""
+
+    @abstractmethod
+    def load_model(self, path: Path) -> Model:
+        """Load a model (main or baseline) previously written by ``Model.save``."""
+
+    @abstractmethod
+    def search_space(self) -> SearchSpace:
+        """Hyperparameter space for Ray Tune."""
+
+    def default_params(self) -> dict[str, Any]:
+        """Parameters used when tuning is off. Defaults to constants of the space."""
+        return {k: v for k, v in self.search_space().params.items() if _is_constant(v)}
+
+    @abstractmethod
+    def evaluate(self, data: Dataset, proba: np.ndarray) -> Metrics:
+        """Score predictions on labelled data. Must set ``primary``."""
+
+    @abstractmethod
+    def business_value(self, data: Dataset, proba: np.ndarray, metrics: Metrics) -> BusinessValue:
+        """Translate predictions into the task's business terms."""
+
+    @abstractmethod
+    def explain(self, model: Model, data: Dataset, rows: int = 100) -> Explanation:
+        """Attributions for up to ``rows`` rows of ``data`` and their global summary."""
+
+
+def _is_constant(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool) or value is None

@@ -1,0 +1,1 @@
+"""pytest plugin for mlplug and plugin authors."""

@@ -1,0 +1,3 @@
+"""mlplug convqa plugin (work in progress)."""
+
+MLPLUG_API_VERSION = "1"

@@ -1,0 +1,3 @@
+"""mlplug fraud plugin (work in progress)."""
+
+MLPLUG_API_VERSION = "1"
