@@ -27,7 +27,7 @@ class NotFoundError(StoreError, LookupError):
     """A key, version or alias does not exist in the store."""
 
 
-class PreconditionFailed(StoreError):
+class PreconditionFailedError(StoreError):
     """A conditional write lost: the key exists (create-only) or changed (compare-and-swap)."""
 
 
@@ -35,5 +35,5 @@ class StoreUnavailableError(StoreError):
     """The store stayed unreachable after retries."""
 
 
-class AliasConflictError(PreconditionFailed):
+class AliasConflictError(PreconditionFailedError):
     """An alias moved between reading it and writing it."""

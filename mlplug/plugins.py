@@ -8,11 +8,12 @@ does not exist is logged with its name and skipped; the others still load.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
@@ -274,6 +275,19 @@ def get_plugins() -> Plugins:
         if _plugins is None:
             _plugins = new_plugins()
         return _plugins
+
+
+@contextlib.contextmanager
+def use_plugins(plugins: Plugins) -> Iterator[Plugins]:
+    """Make ``plugins`` the process-wide manager inside the block (tests, embedding)."""
+    global _plugins
+    with _lock:
+        saved, _plugins = _plugins, plugins
+    try:
+        yield plugins
+    finally:
+        with _lock:
+            _plugins = saved
 
 
 def reset_plugins() -> None:

@@ -15,6 +15,7 @@ registrations get distinct numbers.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -30,7 +31,7 @@ import pandas as pd
 
 from mlplug.dataset import Dataset
 from mlplug.environment import snapshot
-from mlplug.errors import AliasConflictError, NotFoundError, PreconditionFailed
+from mlplug.errors import AliasConflictError, NotFoundError, PreconditionFailedError
 from mlplug.schema import Schema
 from mlplug.storage.base import Store
 from mlplug.task import Metrics
@@ -121,10 +122,9 @@ class Registry:
             pass
         buffer = io.BytesIO()
         dataset.frame.to_parquet(buffer, index=False)
-        try:
+        # Same hash, same bytes: if a concurrent writer got there first, its copy serves.
+        with contextlib.suppress(PreconditionFailedError):
             self.store.put(f"{base}/data.parquet", buffer.getvalue(), if_none_match=True)
-        except PreconditionFailed:
-            pass  # same hash, same bytes: a concurrent writer got there first
         ref = DatasetRef(
             task=task,
             hash=digest,
@@ -135,7 +135,7 @@ class Registry:
         )
         try:
             self.store.put(f"{base}/manifest.json", _json(asdict(ref)), if_none_match=True)
-        except PreconditionFailed:
+        except PreconditionFailedError:
             return self.dataset(task, digest)
         return ref
 
@@ -209,7 +209,7 @@ class Registry:
             try:
                 self.store.put(f"{task}/models/{version}/.claim", claim, if_none_match=True)
                 return version
-            except PreconditionFailed:
+            except PreconditionFailedError:
                 version += 1
 
     def _claimed(self, task: str) -> Iterator[int]:
@@ -301,7 +301,7 @@ class Registry:
                 etag = self.store.put(key, _json(body), if_none_match=True)
             else:
                 etag = self.store.put(key, _json(body), if_match=expected.etag)
-        except PreconditionFailed:
+        except PreconditionFailedError:
             raise AliasConflictError(
                 f"alias {alias!r} of task {task!r} moved while promoting version {version}"
             ) from None

@@ -148,6 +148,11 @@ class TaskType(ABC):
         """Parameters used when tuning is off. Defaults to constants of the space."""
         return {k: v for k, v in self.search_space().params.items() if _is_constant(v)}
 
+    def quick_params(self) -> dict[str, Any]:
+        """Parameters for a tiny, fast fit: smoke tests, the conformance check, demos.
+        Defaults to :meth:`default_params`; override when those are slow."""
+        return self.default_params()
+
     @abstractmethod
     def evaluate(self, data: Dataset, proba: np.ndarray) -> Metrics:
         """Score predictions on labelled data. Must set ``primary``."""

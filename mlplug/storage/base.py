@@ -3,7 +3,7 @@
 Every backend (``file://``, ``s3://``, or one a plugin registers) gives the same guarantees,
 which is what lets the registry keep versions immutable and aliases consistent:
 
-- ``put(key, data, if_none_match=True)`` creates the key or raises ``PreconditionFailed``;
+- ``put(key, data, if_none_match=True)`` creates the key or raises ``PreconditionFailedError``;
 - ``put(key, data, if_match=etag)`` replaces the key only if it still has that etag;
 - a reader never sees a partially written object.
 """
@@ -29,11 +29,9 @@ class Store(ABC):
         """Return bytes and the etag to pass to ``put(if_match=...)``."""
 
     @abstractmethod
-    def put(
-        self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None
-    ) -> str:
+    def put(self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None) -> str:
         """Write atomically and return the new etag; conditional writes may raise
-        ``PreconditionFailed``."""
+        ``PreconditionFailedError``."""
 
     @abstractmethod
     def put_file(self, key: str, path: Path, *, if_none_match: bool = False) -> str:
@@ -56,7 +54,8 @@ class Store(ABC):
 
     def children(self, prefix: str) -> list[str]:
         """Names directly under ``prefix/`` (one path segment), sorted."""
-        base = prefix.rstrip("/") + "/"
+        base = prefix.strip("/")
+        base = f"{base}/" if base else ""
         return sorted({key[len(base) :].split("/", 1)[0] for key in self.list(base)})
 
     def uri(self, key: str) -> str:

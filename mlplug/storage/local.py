@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from mlplug.errors import NotFoundError, PreconditionFailed, StoreError
+from mlplug.errors import NotFoundError, PreconditionFailedError, StoreError
 from mlplug.settings import Settings
 from mlplug.storage.base import Store
 
@@ -50,9 +50,7 @@ class LocalStore(Store):
             raise NotFoundError(f"{self.uri(key)} does not exist") from None
         return data, _etag(data)
 
-    def put(
-        self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None
-    ) -> str:
+    def put(self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None) -> str:
         with self._staged(key) as (tmp, final):
             tmp.write_bytes(data)
             self._publish(key, tmp, final, if_none_match=if_none_match, if_match=if_match)
@@ -86,14 +84,14 @@ class LocalStore(Store):
                 try:
                     os.link(tmp, final)  # atomic create-only
                 except FileExistsError:
-                    raise PreconditionFailed(f"{self.uri(key)} already exists") from None
+                    raise PreconditionFailedError(f"{self.uri(key)} already exists") from None
                 return
             try:
                 current = _etag(final.read_bytes())
             except FileNotFoundError:
-                raise PreconditionFailed(f"{self.uri(key)} no longer exists") from None
+                raise PreconditionFailedError(f"{self.uri(key)} no longer exists") from None
             if current != if_match:
-                raise PreconditionFailed(f"{self.uri(key)} changed since it was read")
+                raise PreconditionFailedError(f"{self.uri(key)} changed since it was read")
             os.replace(tmp, final)
 
     @contextlib.contextmanager

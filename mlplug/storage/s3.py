@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from mlplug.errors import NotFoundError, PreconditionFailed, StoreError, StoreUnavailableError
+from mlplug.errors import NotFoundError, PreconditionFailedError, StoreError, StoreUnavailableError
 from mlplug.settings import Settings
 from mlplug.storage.base import Store
 
@@ -49,10 +49,12 @@ class S3Store(Store):
             if code in _NOT_FOUND_CODES or (status == "404" and method != "put_object"):
                 raise NotFoundError(f"{self.uri(key)} does not exist") from None
             if code in _PRECONDITION_CODES or status in ("412", "409"):
-                raise PreconditionFailed(f"{self.uri(key)}: conditional write lost ({code})") from None
+                raise PreconditionFailedError(f"{self.uri(key)}: conditional write lost ({code})") from None
             if code == "NoSuchBucket":
                 raise StoreError(f"store {self.url}: bucket {self.bucket!r} does not exist") from None
-            raise StoreError(f"store {self.url}: {method} {key!r} failed: {code} {err.get('Message', '')}") from exc
+            raise StoreError(
+                f"store {self.url}: {method} {key!r} failed: {code} {err.get('Message', '')}"
+            ) from exc
         except BotoCoreError as exc:
             where = f" at {self.endpoint}" if self.endpoint else ""
             raise StoreUnavailableError(
@@ -66,9 +68,7 @@ class S3Store(Store):
         resp = self._call(key, "get_object", Bucket=self.bucket, Key=self._key(key))
         return resp["Body"].read(), resp["ETag"]
 
-    def put(
-        self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None
-    ) -> str:
+    def put(self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None) -> str:
         return self._put(key, data, if_none_match=if_none_match, if_match=if_match)
 
     def put_file(self, key: str, path: Path, *, if_none_match: bool = False) -> str:
