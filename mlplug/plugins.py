@@ -132,7 +132,7 @@ class Plugins:
         if hook_name in self._cache:
             return self._cache[hook_name]
         found: dict[str, Registration[Any]] = {}
-        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():  # registration order
 
             def register(*args: Any, _plugin: str = impl.plugin_name) -> None:
                 reg = check(_plugin, *args)

@@ -153,6 +153,11 @@ class TaskType(ABC):
         Defaults to :meth:`default_params`; override when those are slow."""
         return self.default_params()
 
+    def demo_settings(self) -> dict[str, Any]:
+        """Arguments for the train flow in ``mlplug demo`` (rows, trials, ...): a run that
+        shows the task working in a minute or two on a laptop."""
+        return {"rows": 20_000, "trials": 4}
+
     @abstractmethod
     def evaluate(self, data: Dataset, proba: np.ndarray) -> Metrics:
         """Score predictions on labelled data. Must set ``primary``."""

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from mlplug.cli import models, plugins
+from mlplug.cli import models, plugins, run
 from mlplug.errors import MlplugError
 
 app = typer.Typer(
@@ -19,6 +19,8 @@ app = typer.Typer(
 )
 app.command("plugins")(plugins.list_plugins)
 app.command("tasks")(plugins.list_tasks)
+app.command("train", context_settings=run.EXTRA)(run.train)
+app.command("predict")(run.predict)
 app.add_typer(models.app, name="models")
 app.add_typer(models.datasets_app, name="datasets")
 

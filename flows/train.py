@@ -1,0 +1,242 @@
+"""The ``train`` flow: data in, a tuned, evaluated, versioned (and maybe promoted) model out.
+
+It composes steps from :mod:`mlplug.training`; nothing here knows a task type.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from mlplug import training
+from mlplug.dataset import Dataset
+from mlplug.options import parse_options
+from mlplug.plugins import get_plugins
+from mlplug.registry import DatasetRef, ModelVersion, Registry, open_registry
+from mlplug.settings import get_settings
+from mlplug.task import TaskType
+from mlplug.tuning import TuneResult, tune_task
+
+STORAGE_RETRIES = {"retries": 3, "retry_delay_seconds": [1, 4, 10]}
+
+
+@task(cache_policy=NO_CACHE)
+def load_data(
+    task_type: TaskType, data: str | None, options: dict[str, Any] | None, rows: int, seed: int, drift: float
+) -> Dataset:
+    if data:
+        return task_type.load(data, parse_options(task_type, options))
+    return task_type.synthesize(rows, seed=seed, drift=drift)
+
+
+@task(cache_policy=NO_CACHE, **STORAGE_RETRIES)
+def version_dataset(registry: Registry, task_name: str, dataset: Dataset) -> DatasetRef:
+    return registry.put_dataset(task_name, dataset)
+
+
+@task(cache_policy=NO_CACHE)
+def tune(
+    task_type: TaskType, parts: training.Split, trials: int, seed: int, cpus: int | None
+) -> TuneResult | None:
+    if trials <= 0:
+        return None
+    scratch = get_settings().home / "ray"
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch) as workdir:
+        return tune_task(
+            task_type, parts.train, parts.valid, trials=trials, workdir=Path(workdir), seed=seed, cpus=cpus
+        )
+
+
+@task(cache_policy=NO_CACHE)
+def fit(task_type: TaskType, kind: str, parts: training.Split, params: dict[str, Any]) -> training.Candidate:
+    return training.fit_candidate(task_type, kind, parts.train, parts.valid, params)
+
+
+@task(cache_policy=NO_CACHE, **STORAGE_RETRIES)
+def register(
+    registry: Registry,
+    task_type: TaskType,
+    winner: training.Candidate,
+    dataset: DatasetRef,
+    parts: training.Split,
+    artifacts: dict[str, bytes],
+    info: dict[str, Any],
+) -> ModelVersion:
+    with tempfile.TemporaryDirectory(prefix="mlplug-model-") as tmp:
+        winner.model.save(Path(tmp))
+        return registry.register_model(
+            task_type.name,
+            Path(tmp),
+            kind=winner.kind,
+            params=winner.params,
+            metrics=info["holdout_metrics"],
+            dataset_hash=dataset.hash,
+            schema=parts.train.schema,
+            artifacts=artifacts,
+            info={k: v for k, v in info.items() if k != "holdout_metrics"},
+        )
+
+
+@flow(name="train", log_prints=True)
+def train(
+    task: str,
+    data: str | None = None,
+    options: dict[str, Any] | None = None,
+    trials: int = 8,
+    rows: int = 20_000,
+    seed: int = 0,
+    drift: float = 0.0,
+    holdout: float = 0.2,
+    min_delta: float = 0.0,
+    promote: bool = True,
+    cpus: int | None = None,
+    store: str | None = None,
+) -> dict[str, Any]:
+    """Train ``task`` on ``data`` (a URL; empty: the task's synthetic generator with ``rows``,
+    ``seed`` and ``drift``), tune with ``trials`` Ray Tune trials (0: default parameters),
+    register the better of model and baseline, and promote it to champion if it beats the
+    current champion on the same holdout by more than ``min_delta``."""
+    log = get_run_logger()
+    started = time.perf_counter()
+    timings = training.Timings()
+    task_type = get_plugins().task(task)
+    registry = open_registry(store)
+
+    with timings.measure("load"):
+        dataset = load_data(task_type, data, options, rows, seed, drift)
+    with timings.measure("version"):
+        ref = version_dataset(registry, task, dataset)
+    log.info("dataset %s: %d rows from %s", ref.short, ref.rows, dataset.source)
+    with timings.measure("split"):
+        parts = training.split(dataset, holdout=holdout, seed=seed)
+    champion = registry.alias(task)  # read once; promotion is a CAS against this record
+
+    with timings.measure("tune"):
+        tuned = tune(task_type, parts, trials, seed, cpus)
+    params = dict(tuned.best_params) if tuned else task_type.default_params()
+    with timings.measure("fit"):
+        model = fit(task_type, "model", parts, params)
+        baseline = fit(task_type, "baseline", parts, {})
+    winner, choice = training.choose(model, baseline)
+    log.info(choice)
+
+    with timings.measure("evaluate"):
+        holdout_proba = winner.model.predict_proba(parts.holdout.X)
+        holdout_metrics = task_type.evaluate(parts.holdout, holdout_proba)
+        other = baseline if winner is model else model
+        other_metrics = task_type.evaluate(parts.holdout, other.model.predict_proba(parts.holdout.X))
+        value = task_type.business_value(parts.holdout, holdout_proba, holdout_metrics)
+        champ_version, champ_metrics, champ_note = training.champion_metrics(
+            task_type, registry, champion, parts.holdout
+        )
+    with timings.measure("explain"):
+        explanation = task_type.explain(winner.model, parts.holdout, rows=200)
+    decision = training.decide(holdout_metrics, champ_metrics, champ_note, min_delta)
+
+    info = {
+        "holdout_metrics": holdout_metrics,
+        "selection": choice,
+        "split": parts.method,
+        "rows": {"train": len(parts.train), "valid": len(parts.valid), "holdout": len(parts.holdout)},
+        "data_source": dataset.source,
+        "business_value": training.value_json(value),
+        "champion_at_training": champ_version.version if champ_version else None,
+        "decision": decision.reason,
+    }
+    artifacts = {
+        "evaluation.json": training.dumps(
+            {
+                "holdout": training.metrics_json(holdout_metrics),
+                "other_candidate": {"kind": other.kind, **training.metrics_json(other_metrics)},
+                "champion": training.metrics_json(champ_metrics) if champ_metrics else None,
+                "validation": {
+                    "model": training.metrics_json(model.valid_metrics),
+                    "baseline": training.metrics_json(baseline.valid_metrics),
+                },
+            }
+        ),
+        "business_value.json": training.dumps(training.value_json(value)),
+        "explanation.json": training.dumps(explanation),
+        "trials.json": training.dumps(tuned.to_dict() if tuned else {"trials": []}),
+    }
+    with timings.measure("register"):
+        version = register(registry, task_type, winner, ref, parts, artifacts, info)
+
+    promoted, reason = False, decision.reason
+    if promote and decision.promote:
+        promoted, reason = training.promote_if_unchanged(registry, task, version.version, champion, reason)
+    elif not promote:
+        reason = f"promotion disabled for this run ({decision.reason})"
+    timings.seconds["total"] = time.perf_counter() - started
+
+    summary = {
+        "task": task,
+        "version": version.version,
+        "kind": winner.kind,
+        "promoted": promoted,
+        "reason": reason,
+        "selection": choice,
+        "primary_metric": holdout_metrics.primary,
+        "metrics": holdout_metrics.values,
+        "baseline_metrics": (baseline if winner is model else model).valid_metrics.values,
+        "champion_metrics": champ_metrics.values if champ_metrics else None,
+        "business_value": value.summary,
+        "dataset": ref.hash,
+        "store": registry.store.uri(f"{task}/models/{version.version}"),
+        "trials": len(tuned.trials) if tuned else 0,
+        "timings": timings.seconds,
+    }
+    _publish_artifacts(task, summary, holdout_metrics.values, other_metrics.values, champ_metrics, tuned)
+    log.info("%s v%d registered; %s", task, version.version, reason)
+    return summary
+
+
+def _publish_artifacts(task, summary, metrics, other, champion, tuned) -> None:  # type: ignore[no-untyped-def]
+    key = task.replace("_", "-")
+    rows = [
+        {
+            "metric": name,
+            "registered": round(v, 4),
+            "other candidate": round(other.get(name, float("nan")), 4),
+            "champion": round(champion.values[name], 4) if champion and name in champion.values else None,
+        }
+        for name, v in metrics.items()
+    ]
+    create_table_artifact(key=f"{key}-metrics", table=rows, description=f"{task} holdout metrics")
+    if tuned:
+        create_table_artifact(
+            key=f"{key}-trials",
+            table=[
+                {
+                    "trial": t.trial_id,
+                    "score": t.score,
+                    "steps": t.steps,
+                    "seconds": round(t.seconds, 1),
+                    "stopped early": t.stopped_early,
+                    **t.params,
+                }
+                for t in tuned.trials
+            ],
+            description=f"{task} Ray Tune trials",
+        )
+    primary = summary["primary_metric"]
+    create_markdown_artifact(
+        key=f"{key}-train-summary",
+        markdown=(
+            f"# {task}: version {summary['version']} ({summary['kind']})\n\n"
+            f"- {primary}: **{metrics[primary]:.4f}** on the holdout\n"
+            f"- promoted: **{'yes' if summary['promoted'] else 'no'}** — {summary['reason']}\n"
+            f"- selection: {summary['selection']}\n"
+            f"- business value: {summary['business_value']}\n"
+            f"- dataset `{summary['dataset'][:12]}`, {summary['trials']} tuning trials\n"
+            f"- stored at `{summary['store']}`\n"
+        ),
+        description=f"{task} training summary",
+    )

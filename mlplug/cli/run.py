@@ -1,0 +1,94 @@
+"""``mlplug train`` and ``mlplug predict``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from mlplug.errors import MlplugError
+from mlplug.plugins import get_plugins
+from mlplug.registry import open_registry
+
+EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def extra_options(args: list[str]) -> dict[str, Any]:
+    """``--text-col body --flag`` -> ``{"text_col": "body", "flag": True}``."""
+    options: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or arg == "--":
+            raise MlplugError(f"unexpected argument {arg!r}; task options look like --name VALUE")
+        name, _, value = arg[2:].partition("=")
+        if not value:
+            if i + 1 < len(args) and not args[i + 1].startswith("--"):
+                value = args[i + 1]
+                i += 1
+            else:
+                value = "true"
+        options[name.replace("-", "_")] = value
+        i += 1
+    return options
+
+
+def train(
+    ctx: typer.Context,
+    task: str = typer.Argument(..., help="Task type, e.g. one listed by `mlplug tasks`."),
+    data: str | None = typer.Option(None, help="Data URL (path, file://, s3://). Default: synthetic."),
+    trials: int = typer.Option(8, help="Ray Tune trials; 0 uses default parameters."),
+    rows: int = typer.Option(20_000, help="Rows of synthetic data when --data is not given."),
+    seed: int = typer.Option(0),
+    drift: float = typer.Option(0.0, help="Drift of the synthetic data, 0..1."),
+    holdout: float = typer.Option(0.2, help="Share of rows kept for the final comparison."),
+    promote: bool = typer.Option(True, help="Promote to champion when better."),
+    cpus: int | None = typer.Option(None, help="CPUs for tuning (default: all)."),
+    store: str | None = typer.Option(None, help="Store URL (default: MLPLUG_STORE)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+) -> None:
+    """Train TASK. Task-specific loader options go after, e.g. --target is_fraud."""
+    from flows.train import train as train_flow
+
+    get_plugins().task(task)  # fail fast, before Prefect starts, on an unknown task
+    summary = train_flow(
+        task=task,
+        data=data,
+        options=extra_options(ctx.args),
+        trials=trials,
+        rows=rows,
+        seed=seed,
+        drift=drift,
+        holdout=holdout,
+        promote=promote,
+        cpus=cpus,
+        store=store,
+    )
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        return
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items())
+    typer.echo(f"{task}: version {summary['version']} ({summary['kind']}) registered")
+    typer.echo(f"  holdout: {metrics}")
+    typer.echo(f"  {'promoted to champion' if summary['promoted'] else 'not promoted'}: {summary['reason']}")
+    typer.echo(f"  business value: {summary['business_value']}")
+    typer.echo(f"  artifacts: {summary['store']}")
+
+
+def predict(
+    task: str,
+    data: str = typer.Option(..., help="Rows to score (path, file://, s3://)."),
+    out: Path = typer.Option(..., help="Output file: .csv, .parquet or .jsonl."),
+    model: str = typer.Option("champion", help="'champion', another alias, 'latest' or a version."),
+    store: str | None = typer.Option(None, help="Store URL (default: MLPLUG_STORE)."),
+) -> None:
+    """Score a table with a registered model: one probability per input row, ids kept."""
+    from mlplug.scoring import load_version, score_table, write_table
+
+    task_type = get_plugins().task(task)
+    loaded = load_version(task_type, open_registry(store), model)
+    frame = score_table(loaded, data)
+    write_table(frame, out)
+    typer.echo(f"{task} v{loaded.version.version}: scored {len(frame)} rows -> {out}")

@@ -1,0 +1,99 @@
+"""Load a registered model version and score tables with it (batch prediction).
+
+Versions are immutable, so a downloaded version is cached under ``<home>/cache`` and reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mlplug.errors import DataError
+from mlplug.io import read_table
+from mlplug.registry import ModelVersion, Registry
+from mlplug.schema import Schema
+from mlplug.settings import get_settings
+from mlplug.task import Model, TaskType
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: ModelVersion
+    model: Model
+    schema: Schema
+
+    def predict_frame(self, frame: pd.DataFrame, source: str) -> pd.DataFrame:
+        """Validate raw input rows and return one output row per input row."""
+        clean = self.schema.validate(frame, source, require_target=False)
+        proba = np.asarray(self.model.predict_proba(clean[self.schema.feature_names]), dtype=np.float64)
+        return prediction_frame(self.schema, proba, self.version.threshold, frame)
+
+
+def prediction_frame(
+    schema: Schema, proba: np.ndarray, threshold: float | None, raw: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    out = pd.DataFrame(index=pd.RangeIndex(len(proba)))
+    if raw is not None and schema.id_column and schema.id_column in raw.columns:
+        out[schema.id_column] = raw[schema.id_column].to_numpy()
+    classes = np.array(schema.classes, dtype=object)
+    if schema.is_binary:
+        cut = 0.5 if threshold is None else threshold
+        out["probability"] = proba[:, 1]
+        out["prediction"] = classes[(proba[:, 1] >= cut).astype(int)]
+    else:
+        best = proba.argmax(axis=1)
+        out["prediction"] = classes[best]
+        out["probability"] = proba[np.arange(len(proba)), best]
+        for i, label in enumerate(schema.classes):
+            out[f"proba_{label}"] = proba[:, i]
+    return out
+
+
+def load_version(task: TaskType, registry: Registry, ref: str | int = "champion") -> LoadedModel:
+    version = registry.model(task.name, ref)
+    path = _cached(registry, version)
+    return LoadedModel(version, task.load_model(path), Schema.from_dict(version.schema))
+
+
+def _cached(registry: Registry, version: ModelVersion) -> Path:
+    store_id = hashlib.sha256(registry.store.url.encode()).hexdigest()[:16]
+    final = get_settings().home / "cache" / "models" / store_id / version.task / str(version.version)
+    if final.is_dir():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".download-"))
+    try:
+        registry.download_model(version.task, version.version, tmp)
+        try:
+            os.rename(tmp, final)  # atomic; a concurrent downloader may have won
+        except OSError:
+            if not final.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def write_table(frame: pd.DataFrame, out: Path) -> Path:
+    suffix = out.suffix.lower()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        frame.to_csv(out, index=False)
+    elif suffix in (".parquet", ".pq"):
+        frame.to_parquet(out, index=False)
+    elif suffix in (".jsonl", ".ndjson"):
+        frame.to_json(out, orient="records", lines=True)
+    else:
+        raise DataError(f"{out}: output format must be .csv, .parquet or .jsonl")
+    return out
+
+
+def score_table(loaded: LoadedModel, url: str, fmt: str | None = None) -> pd.DataFrame:
+    return loaded.predict_frame(read_table(url, fmt), url)

@@ -1,0 +1,162 @@
+"""Hyperparameter search with Ray Tune and the ASHA scheduler, for any task type.
+
+Each trial builds the task's model from a sampled config and fits it; the model's
+``progress(step, score)`` callback becomes a ``ray.tune.report`` so that ASHA can stop weak
+trials after ``grace_steps`` reports. Scores are "higher is better".
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlplug.dataset import Dataset
+from mlplug.task import TaskType
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Trial:
+    trial_id: str
+    params: dict[str, Any]
+    score: float | None
+    steps: int
+    seconds: float
+    stopped_early: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    best_params: dict[str, Any]
+    best_score: float | None
+    trials: list[Trial] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _trainable(config: dict[str, Any], task: TaskType, train: Dataset, valid: Dataset) -> None:
+    from ray import tune
+
+    reported = False
+
+    def progress(step: int, score: float) -> None:
+        nonlocal reported
+        reported = True
+        tune.report({"score": float(score), "step": int(step)})
+
+    model = task.create_model(train.schema, config)
+    model.fit(train, valid, progress=progress)
+    if not reported:  # a model without progress reports still gets one final score
+        metrics = task.evaluate(valid, model.predict_proba(valid.X))
+        score = metrics.score if metrics.higher_is_better else -metrics.score
+        tune.report({"score": float(score), "step": 1})
+
+
+def tune_task(
+    task: TaskType,
+    train: Dataset,
+    valid: Dataset,
+    *,
+    trials: int,
+    workdir: Path,
+    seed: int = 0,
+    cpus: int | None = None,
+    ray_address: str | None = None,
+) -> TuneResult:
+    """Run ``trials`` ASHA trials over the task's search space; return every trial."""
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    space = task.search_space()
+    cpus = cpus or os.cpu_count() or 1
+    started = time.perf_counter()
+    owns_ray = not ray.is_initialized()
+    if owns_ray:
+        ray.init(
+            address=ray_address or os.environ.get("MLPLUG_RAY_ADDRESS") or None,
+            num_cpus=None if ray_address else cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            logging_level=logging.WARNING,
+        )
+    try:
+        trainable = tune.with_resources(
+            tune.with_parameters(_trainable, task=task, train=train, valid=valid), {"cpu": 1}
+        )
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=space.max_steps,
+            grace_period=space.grace_steps,
+            reduction_factor=3,
+        )
+        params = dict(space.params)
+        params.setdefault("seed", seed)
+        tuner = tune.Tuner(
+            trainable,
+            param_space=params,
+            tune_config=tune.TuneConfig(
+                metric="score",
+                mode="max",
+                num_samples=trials,
+                scheduler=scheduler,
+                max_concurrent_trials=cpus,
+            ),
+            run_config=tune.RunConfig(
+                name="tune",
+                storage_path=str(workdir.resolve()),
+                verbose=0,
+                log_to_file=True,
+            ),
+        )
+        grid = tuner.fit()
+    finally:
+        if owns_ray:
+            ray.shutdown()
+    records = [_trial(r, space.max_steps) for r in grid]
+    scored = [t for t in records if t.score is not None and math.isfinite(t.score)]
+    if not scored:
+        errors = "; ".join(t.error or "no score" for t in records)[:2000]
+        raise RuntimeError(f"all {len(records)} tuning trials failed: {errors}")
+    best = max(scored, key=lambda t: t.score or -math.inf)
+    return TuneResult(
+        best_params=best.params,
+        best_score=best.score,
+        trials=records,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _trial(result: Any, max_steps: int) -> Trial:
+    metrics = result.metrics or {}
+    steps = int(metrics.get("training_iteration", 0) or 0)
+    frame = result.metrics_dataframe
+    score = None
+    if frame is not None and "score" in frame:
+        score = float(frame["score"].max())
+    error = f"{type(result.error).__name__}: {result.error}" if result.error else None
+    return Trial(
+        trial_id=str(metrics.get("trial_id", "")),
+        params={k: _plain(v) for k, v in (result.config or {}).items()},
+        score=score,
+        steps=steps,
+        seconds=float(metrics.get("time_total_s", 0.0) or 0.0),
+        stopped_early=error is None and steps < max_steps,
+        error=error,
+    )
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return value
