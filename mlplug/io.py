@@ -83,7 +83,8 @@ def read_table(url: str, fmt: str | None = None, settings: Settings | None = Non
         else:
             frame = pd.read_json(io.BytesIO(data), lines=True, compression=compression)
     except UnicodeDecodeError as exc:
-        raise DataError(f"{url}: not valid UTF-8 text near byte {exc.start}") from exc
+        # exc.start counts from the parser's current chunk, not the file: do not report it.
+        raise DataError(f"{url}: not valid UTF-8 text ({exc.reason}); save it as UTF-8") from exc
     except Exception as exc:  # parser errors differ per format and library version
         raise DataError(f"{url}: cannot read as {fmt}: {type(exc).__name__}: {exc}") from exc
     if frame.empty:

@@ -146,6 +146,10 @@ class Registry:
     def load_dataset(self, task: str, digest: str) -> Dataset:
         ref = self.dataset(task, digest)
         frame = pd.read_parquet(io.BytesIO(self.store.get(f"{task}/datasets/{digest}/data.parquet")))
+        # pandas 3 reads text back as its "str" dtype; validated frames hold text as object,
+        # and both the models and the content hash see the difference.
+        text = [c for c in frame.columns if isinstance(frame[c].dtype, pd.StringDtype)]
+        frame = frame.astype(dict.fromkeys(text, object))
         return Dataset(frame, Schema.from_dict(ref.schema), source=f"dataset {digest[:12]}")
 
     def datasets(self, task: str) -> list[DatasetRef]:
@@ -220,10 +224,11 @@ class Registry:
 
     def versions(self, task: str) -> list[ModelVersion]:
         """Committed versions, oldest first."""
+        # Only <task>/models/<n>/metadata.json commits a version; a model file that happens
+        # to be called metadata.json (model/metadata.json) must not.
+        parts = (key.split("/") for key in self.store.list(f"{task}/models"))
         numbers = sorted(
-            int(key.split("/")[2])
-            for key in self.store.list(f"{task}/models")
-            if key.endswith("/metadata.json") and key.split("/")[2].isdigit()
+            int(p[2]) for p in parts if len(p) == 4 and p[2].isdigit() and p[3] == "metadata.json"
         )
         return [self.model(task, n) for n in numbers]
 
@@ -252,12 +257,12 @@ class Registry:
             raise NotFoundError(f"task {task!r} has no alias {name!r} in {self.store.url}")
         return self.model(task, record.version)
 
-    def download_model(self, task: str, version: int, dest: Path) -> Path:
+    def download_model(self, task: str, version: int | str, dest: Path) -> Path:
         """Copy a version's ``model/`` files into ``dest`` and return it."""
-        mv = self.model(task, version)
+        mv = self.model(task, version)  # resolves "champion" and "latest" to a number
         for rel in mv.files:
             if rel.startswith("model/"):
-                self.store.get_file(f"{task}/models/{version}/{rel}", dest / rel[len("model/") :])
+                self.store.get_file(f"{task}/models/{mv.version}/{rel}", dest / rel[len("model/") :])
         return dest
 
     def artifact(self, task: str, version: int, name: str) -> bytes:
@@ -286,6 +291,9 @@ class Registry:
         Raises ``AliasConflictError`` when another writer moved it first; the caller
         decides whether to re-read and retry.
         """
+        if expected is not None and not expected.etag:
+            # Without an etag the write would be unconditional and could lose a promotion.
+            raise ValueError(f"alias {alias!r}: expected record has no etag; read it with alias()")
         mv = self.model(task, version)  # only committed versions can be promoted
         record = AliasRecord(
             alias=alias,

@@ -21,6 +21,7 @@ app.command("plugins")(plugins.list_plugins)
 app.command("tasks")(plugins.list_tasks)
 app.command("train", context_settings=run.EXTRA)(run.train)
 app.command("predict")(run.predict)
+app.command("demo")(run.demo)
 app.add_typer(models.app, name="models")
 app.add_typer(models.datasets_app, name="datasets")
 

@@ -69,8 +69,12 @@ def train(
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
         return
+    _print_summary(summary)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items())
-    typer.echo(f"{task}: version {summary['version']} ({summary['kind']}) registered")
+    typer.echo(f"{summary['task']}: version {summary['version']} ({summary['kind']}) registered")
     typer.echo(f"  holdout: {metrics}")
     typer.echo(f"  {'promoted to champion' if summary['promoted'] else 'not promoted'}: {summary['reason']}")
     typer.echo(f"  business value: {summary['business_value']}")
@@ -92,3 +96,23 @@ def predict(
     frame = score_table(loaded, data)
     write_table(frame, out)
     typer.echo(f"{task} v{loaded.version.version}: scored {len(frame)} rows -> {out}")
+
+
+def demo(
+    trials: int | None = typer.Option(None, help="Override each task's demo trial count."),
+    only: list[str] = typer.Option([], "--task", help="Limit to these task types."),
+) -> None:
+    """Train every installed task type on its synthetic data with demo-sized settings."""
+    from flows.train import train as train_flow
+
+    tasks = get_plugins().tasks()
+    names = only or sorted(tasks)
+    if not names:
+        raise MlplugError("no task types installed; `pip install` a plugin (see `mlplug plugins`)")
+    for name in names:
+        settings = {**get_plugins().task(name).demo_settings()}
+        if trials is not None:
+            settings["trials"] = trials
+        typer.secho(f"== {name}: training on synthetic data ({settings})", bold=True)
+        summary = train_flow(task=name, **settings)
+        _print_summary(summary)

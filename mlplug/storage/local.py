@@ -117,7 +117,7 @@ class LocalStore(Store):
         return self._path(key).is_file()
 
     def list(self, prefix: str) -> Iterator[str]:
-        base = self.root.joinpath(*[p for p in prefix.split("/") if p])
+        base = self._path(prefix) if prefix.strip("/") else self.root  # rejects ".."
         if not base.is_dir():
             return
         for dirpath, dirnames, filenames in os.walk(base):

@@ -38,7 +38,8 @@ class S3Store(Store):
 
     def _call(self, key: str, method: str, **kwargs: Any) -> Any:
         """One S3 call with errors translated into the store's error types."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+        from botocore.exceptions import ConnectionError as EndpointError
 
         try:
             return getattr(self.client, method)(**kwargs)
@@ -46,20 +47,26 @@ class S3Store(Store):
             err = exc.response.get("Error", {})
             code = str(err.get("Code", ""))
             status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-            if code in _NOT_FOUND_CODES or (status == "404" and method != "put_object"):
+            # NoSuchBucket is a 404 too; it must not read as "this key does not exist".
+            if code == "NoSuchBucket":
+                raise StoreError(f"store {self.url}: bucket {self.bucket!r} does not exist") from None
+            if "IfMatch" in kwargs and (code in _NOT_FOUND_CODES or status == "404"):
+                # If-Match on a key that is gone: the same lost condition as on file://.
+                raise PreconditionFailedError(f"{self.uri(key)} no longer exists") from None
+            if code in _NOT_FOUND_CODES or status == "404":
                 raise NotFoundError(f"{self.uri(key)} does not exist") from None
             if code in _PRECONDITION_CODES or status in ("412", "409"):
                 raise PreconditionFailedError(f"{self.uri(key)}: conditional write lost ({code})") from None
-            if code == "NoSuchBucket":
-                raise StoreError(f"store {self.url}: bucket {self.bucket!r} does not exist") from None
             raise StoreError(
                 f"store {self.url}: {method} {key!r} failed: {code} {err.get('Message', '')}"
             ) from exc
-        except BotoCoreError as exc:
+        except (EndpointError, HTTPClientError) as exc:  # refused, reset or timed out
             where = f" at {self.endpoint}" if self.endpoint else ""
             raise StoreUnavailableError(
                 f"store {self.url}{where} is unreachable after retries: {exc}"
             ) from exc
+        except BotoCoreError as exc:  # e.g. no credentials: retrying would not help
+            raise StoreError(f"store {self.url}: {method} {key!r} failed: {exc}") from exc
 
     def get(self, key: str) -> bytes:
         return self.get_with_etag(key)[0]
@@ -125,8 +132,9 @@ def make_s3_client(settings: Settings) -> Any:
     import boto3
     from botocore.config import Config
 
+    # botocore's "max_attempts" counts retries after the first try; the setting counts tries.
     config = Config(
-        retries={"max_attempts": settings.s3_max_attempts, "mode": "standard"},
+        retries={"total_max_attempts": settings.s3_max_attempts, "mode": "standard"},
         connect_timeout=5,
         read_timeout=60,
     )

@@ -89,6 +89,10 @@ def any_store(request: pytest.FixtureRequest) -> Store:
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
     with _prefect(tmp_path_factory.mktemp("prefect")) as server:
         yield server
+        # Send buffered run logs while the server is still up, not at interpreter exit.
+        from prefect.logging.handlers import APILogHandler
+
+        APILogHandler.flush()
 
 
 @pytest.fixture

@@ -1,0 +1,188 @@
+"""The main fraud model: CatBoost with native categorical features.
+
+Training watches PR-AUC on the validation set (CatBoost's ``PRAUC``, unweighted so that
+trials with different class weights compare fairly), stops early on it, keeps the best
+iteration, and reports progress to the caller so that ASHA can stop weak trials.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from catboost import CatBoostClassifier, Pool
+
+from mlplug.dataset import Dataset
+from mlplug.errors import DataError
+from mlplug.schema import Role, Schema
+from mlplug.task import ProgressCallback
+from mlplug_fraud.columns import CLASSES
+from mlplug_fraud.params import resolve_params
+from mlplug_fraud.persistence import write_manifest
+
+MODEL_FILE = "model.cbm"
+
+
+class CatBoostFraudModel:
+    """``mlplug.task.Model`` backed by a ``CatBoostClassifier``."""
+
+    kind = "catboost"
+    #: What :meth:`shap_values` returns, for :class:`mlplug.task.Explanation`.
+    explanation_kind = "shap (CatBoost TreeSHAP, log-odds)"
+
+    def __init__(self, features: Sequence[str], categorical: Sequence[str], params: Mapping[str, Any]):
+        self.features = list(features)
+        self.categorical = [c for c in self.features if c in set(categorical)]
+        self.params = resolve_params(params)
+        self._model: CatBoostClassifier | None = None
+
+    @classmethod
+    def for_schema(cls, schema: Schema, params: Mapping[str, Any]) -> CatBoostFraudModel:
+        return cls(schema.feature_names, schema.columns_with(Role.CATEGORICAL), params)
+
+    # -- training ------------------------------------------------------------------------
+
+    def fit(
+        self, train: Dataset, valid: Dataset | None = None, progress: ProgressCallback | None = None
+    ) -> None:
+        """Fit on ``train``; with ``valid``, stop early on its PR-AUC and report progress."""
+        _require_both_classes(train, "training")
+        p = self.params
+        weighted = p["auto_class_weights"] != "None"
+        # CatBoost refuses use_weights without weights; skip_train saves a PR-AUC per
+        # iteration on the training rows, which nobody reads.
+        metric = "PRAUC:" + ("use_weights=false;" if weighted else "") + "hints=skip_train~true"
+        model = CatBoostClassifier(
+            iterations=p["iterations"],
+            learning_rate=p["learning_rate"],
+            depth=p["depth"],
+            l2_leaf_reg=p["l2_leaf_reg"],
+            random_strength=p["random_strength"],
+            auto_class_weights=p["auto_class_weights"] if weighted else None,
+            one_hot_max_size=p["one_hot_max_size"],
+            random_seed=p["random_seed"],
+            thread_count=p["thread_count"],
+            eval_metric=metric,
+            cat_features=self.categorical,
+            verbose=False,
+            allow_writing_files=False,  # else CatBoost litters the working directory
+            **{k: p[k] for k in ("bagging_temperature", "border_count") if k in p},
+        )
+        if valid is None:
+            model.fit(self._pool(train))
+            self._model = model
+            return
+        _require_both_classes(valid, "validation")
+        reporter = _ProgressReporter(progress, p["iterations"], p["progress_steps"]) if progress else None
+        model.fit(
+            self._pool(train),
+            eval_set=self._pool(valid),
+            early_stopping_rounds=p["early_stopping_rounds"],
+            use_best_model=True,
+            callbacks=[reporter] if reporter else None,
+        )
+        if reporter is not None and reporter.error is not None:
+            # CatBoost would wrap the callback's exception in its own; raise the original.
+            raise reporter.error
+        self._model = model
+
+    def _pool(self, data: Dataset) -> Pool:
+        return Pool(data.frame[self.features], label=data.y, cat_features=self.categorical)
+
+    # -- inference -----------------------------------------------------------------------
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        """Probabilities of (legit, fraud), float64, shape (rows, 2)."""
+        model = self._fitted()
+        if list(X.columns) != self.features:  # skip the copy on the serving fast path
+            X = X[self.features]  # noqa: N806
+        return model.predict_proba(X)
+
+    def shap_values(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        """Per-row, per-feature SHAP values in log-odds; shape (rows, features)."""
+        pool = Pool(X[self.features], cat_features=self.categorical)
+        values = self._fitted().get_feature_importance(pool, type="ShapValues")
+        return np.asarray(values)[:, :-1]  # the last column is the expected value
+
+    def _fitted(self) -> CatBoostClassifier:
+        if self._model is None:
+            raise RuntimeError("CatBoostFraudModel is not fitted; call fit() or load() first")
+        return self._model
+
+    @property
+    def best_iteration(self) -> int | None:
+        return self._fitted().get_best_iteration()
+
+    # -- persistence ---------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        """Write ``model.cbm`` and ``model.json`` into the existing directory ``path``."""
+        model = self._fitted()
+        path = Path(path)
+        model.save_model(str(path / MODEL_FILE), format="cbm")
+        write_manifest(
+            path,
+            kind=self.kind,
+            file=MODEL_FILE,
+            features=self.features,
+            categorical=self.categorical,
+            classes=list(CLASSES),
+            params=self.params,
+            tree_count=int(model.tree_count_),
+            best_iteration=model.get_best_iteration(),
+        )
+
+    @classmethod
+    def load(cls, path: Path, manifest: Mapping[str, Any]) -> CatBoostFraudModel:
+        self = cls(manifest["features"], manifest["categorical"], manifest["params"])
+        model = CatBoostClassifier()
+        model.load_model(str(Path(path) / manifest["file"]), format="cbm")
+        self._model = model
+        return self
+
+
+class _ProgressReporter:
+    """CatBoost callback: every ``iterations / steps`` iterations report (step, best PR-AUC).
+
+    The best score so far is reported, not the latest, because ``use_best_model`` means the
+    model at that point would be the best iteration; this is what ASHA should compare.
+    """
+
+    def __init__(self, progress: ProgressCallback, iterations: int, steps: int) -> None:
+        self._progress = progress
+        self._iterations = iterations
+        self._steps = min(steps, iterations)
+        self._every = math.ceil(iterations / self._steps)
+        self._best = -math.inf
+        self.error: BaseException | None = None
+
+    def after_iteration(self, info: Any) -> bool:
+        validation = info.metrics.get("validation", {})
+        scores = next((v for k, v in validation.items() if k.startswith("PRAUC")), None)
+        if scores:
+            latest = float(scores[-1])
+            if not math.isnan(latest):
+                self._best = max(self._best, latest)
+        it = info.iteration  # 1-based
+        if (it % self._every and it != self._iterations) or self._best == -math.inf:
+            return True
+        try:
+            self._progress(min(self._steps, math.ceil(it / self._every)), self._best)
+        except BaseException as exc:  # stop training and let fit() raise it
+            self.error = exc
+            return False
+        return True
+
+
+def _require_both_classes(data: Dataset, role: str) -> None:
+    counts = np.bincount(data.y.astype(np.int64), minlength=len(CLASSES))
+    if (counts == 0).any():
+        only = CLASSES[int(np.argmax(counts))]
+        raise DataError(
+            f"{data.source}: the {role} data has only {only!r} rows ({len(data)} rows); "
+            "the fraud model needs both fraud and legit rows"
+        )
