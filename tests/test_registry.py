@@ -6,7 +6,6 @@ import dataclasses
 import json
 import logging
 import platform
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from mlplug.registry import AliasRecord, ModelVersion, Registry
 from mlplug.schema import Column, Role, Schema
 from mlplug.storage import Store
 from mlplug.task import Metrics
-from tests.processes import OPEN_STORE, run_together
+from tests.concurrency import OPEN_STORE, in_threads, run_together
 
 TASK = "demo"
 SCHEMA = Schema(
@@ -70,31 +69,15 @@ def register(registry: Registry, root: Path, tag: str = "m", score: float = 0.8)
 
 
 @pytest.fixture
-def registry(any_store: Store, monkeypatch: pytest.MonkeyPatch) -> Registry:
-    """A registry on each backend; the environment snapshot (tested on its own) is stubbed
-    because listing every installed package costs a fifth of a second per registration."""
+def fast_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stub the environment snapshot (tested on its own): listing every installed package
+    costs a fifth of a second per registration."""
     monkeypatch.setattr("mlplug.registry.snapshot", lambda: {"python": platform.python_version()})
+
+
+@pytest.fixture
+def registry(any_store: Store, fast_snapshot: None) -> Registry:
     return Registry(any_store)
-
-
-def in_threads(workers: int, work: Any) -> list[Any]:
-    """Run ``work(i)`` in threads released together; results or exceptions, in order."""
-    barrier = threading.Barrier(workers)
-    results: list[Any] = [None] * workers
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = work(i)
-        except Exception as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 # -- datasets ------------------------------------------------------------------------------
@@ -107,7 +90,7 @@ def test_put_dataset_is_content_addressed(registry: Registry) -> None:
     assert again.hash == first.hash and len(first.hash) == 64
     assert again.source == "a.csv"  # the stored manifest, not a second version
     assert other.hash != first.hash
-    assert [ref.hash for ref in registry.datasets(TASK)] == [first.hash, other.hash]
+    assert sorted(ref.hash for ref in registry.datasets(TASK)) == sorted([first.hash, other.hash])
     assert sorted(registry.store.list(f"{TASK}/datasets/{first.hash}")) == [
         f"{TASK}/datasets/{first.hash}/data.parquet",
         f"{TASK}/datasets/{first.hash}/manifest.json",
@@ -151,7 +134,7 @@ def test_concurrent_puts_of_the_same_data_make_one_version(registry: Registry) -
 
 
 def test_unknown_dataset_is_not_found(registry: Registry) -> None:
-    with pytest.raises(NotFoundError, match="manifest.json"):
+    with pytest.raises(NotFoundError, match=r"manifest\.json"):
         registry.load_dataset(TASK, "0" * 64)
 
 
@@ -298,9 +281,10 @@ def test_concurrent_registrations_get_distinct_versions(registry: Registry, tmp_
     assert len(committed) == workers
     for i, mv in enumerate(results):
         assert committed[mv.version].params["tag"] == f"t{i}"
-        assert registry.artifact(TASK, mv.version, "model/sub/config.json") == json.dumps(
-            {"tag": f"t{i}"}
-        ).encode()
+        assert (
+            registry.artifact(TASK, mv.version, "model/sub/config.json")
+            == json.dumps({"tag": f"t{i}"}).encode()
+        )
 
 
 REGISTER_CHILD = (
@@ -446,7 +430,10 @@ class Broken:
         raise RuntimeError("promote hook exploded")
 
 
-def test_registry_calls_lifecycle_hooks(any_store: Store, tmp_path: Path, mlplug_plugins, register_plugin) -> None:
+@pytest.mark.usefixtures("fast_snapshot")
+def test_registry_calls_lifecycle_hooks(
+    any_store: Store, tmp_path: Path, mlplug_plugins, register_plugin
+) -> None:
     recorder = Recorder()
     register_plugin(recorder, "recorder")
     registry = Registry(any_store, hook=mlplug_plugins.hook)
@@ -462,6 +449,7 @@ def test_registry_calls_lifecycle_hooks(any_store: Store, tmp_path: Path, mlplug
     ]
 
 
+@pytest.mark.usefixtures("fast_snapshot")
 def test_a_failing_hook_does_not_undo_the_write(
     any_store: Store, tmp_path: Path, mlplug_plugins, register_plugin, caplog: pytest.LogCaptureFixture
 ) -> None:

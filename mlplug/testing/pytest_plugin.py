@@ -90,9 +90,9 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
     with _prefect(tmp_path_factory.mktemp("prefect")) as server:
         yield server
         # Send buffered run logs while the server is still up, not at interpreter exit.
-        from prefect.logging.handlers import APILogHandler
+        from prefect.logging.handlers import APILogWorker
 
-        APILogHandler.flush()
+        APILogWorker.drain_all(timeout=5)
 
 
 @pytest.fixture

@@ -4,37 +4,17 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
+import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from mlplug.errors import NotFoundError, PreconditionFailedError, StoreError
-from mlplug.storage import Store
+from mlplug.errors import NotFoundError, PreconditionFailedError, StoreError, StoreUnavailableError
+from mlplug.storage import Store, open_store
 from mlplug.storage.local import LocalStore
-from tests.processes import OPEN_STORE, run_together
-
-
-def race(workers: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run ``work(i)`` in threads that start together; results (or exceptions) in order."""
-    barrier = threading.Barrier(workers)
-    results: list[Any] = [None] * workers
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = work(i)
-        except Exception as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
-
+from mlplug.storage.s3 import S3Store
+from mlplug.testing.servers import S3Server, free_port, moto_s3_server
+from tests.concurrency import OPEN_STORE, in_threads, run_together
 
 # -- single writer -----------------------------------------------------------------------
 
@@ -130,7 +110,12 @@ def test_local_store_hides_leftovers_of_a_crashed_writer(mlplug_store: Store) ->
 
 
 def test_children(any_store: Store) -> None:
-    for key in ["t/models/1/metadata.json", "t/models/1/model/w.bin", "t/models/2/.claim", "t/aliases/c.json"]:
+    for key in [
+        "t/models/1/metadata.json",
+        "t/models/1/model/w.bin",
+        "t/models/2/.claim",
+        "t/aliases/c.json",
+    ]:
         any_store.put(key, b"x")
     assert any_store.children("t") == ["aliases", "models"]
     assert any_store.children("t/models") == ["1", "2"]
@@ -188,7 +173,9 @@ def test_create_only_race_between_threads_has_one_winner(any_store: Store) -> No
     workers = 8
     for round_ in range(3):
         key = f"race/{round_}"
-        results = race(workers, lambda i, key=key: any_store.put(key, f"writer {i}".encode(), if_none_match=True))
+        results = in_threads(
+            workers, lambda i, key=key: any_store.put(key, f"writer {i}".encode(), if_none_match=True)
+        )
         winners = [i for i, r in enumerate(results) if isinstance(r, str)]
         losers = [r for r in results if isinstance(r, PreconditionFailedError)]
         assert len(winners) == 1, results
@@ -213,7 +200,7 @@ def _increment(store: Store, key: str, times: int) -> int:
 def test_compare_and_swap_counter_race_between_threads_loses_no_update(any_store: Store) -> None:
     workers, times = 6, 5
     any_store.put("counter", b"0")
-    results = race(workers, lambda i: _increment(any_store, "counter", times))
+    results = in_threads(workers, lambda i: _increment(any_store, "counter", times))
     assert all(isinstance(r, int) for r in results), results
     assert int(any_store.get("counter")) == workers * times
 
@@ -271,3 +258,99 @@ def test_compare_and_swap_counter_race_between_processes_and_threads(
     helper.join(timeout=60)
     assert [r.returncode for r in results] == [0] * procs, [r.stderr for r in results]
     assert int(mlplug_store.get("counter")) == (procs + 1) * times
+
+
+# -- S3: retries and an unreachable endpoint ----------------------------------------------
+
+
+def _s3_store_at(endpoint: str, attempts: int, monkeypatch: pytest.MonkeyPatch) -> tuple[S3Store, list[str]]:
+    """An ``s3://`` store on ``endpoint`` and the list its HTTP attempts are appended to."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MLPLUG_S3_ENDPOINT_URL": endpoint,
+        "MLPLUG_S3_MAX_ATTEMPTS": str(attempts),
+    }.items():
+        monkeypatch.setenv(key, value)
+    store = open_store("s3://late-bucket/team/store")
+    assert isinstance(store, S3Store)
+    sent: list[str] = []
+    store.client.meta.events.register("before-send.s3", lambda request, **_: sent.append(request.url))
+    return store, sent
+
+
+@pytest.mark.usefixtures("mlplug_plugins")
+def test_unreachable_s3_store_fails_fast_naming_url_and_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    store, sent = _s3_store_at(endpoint, 2, monkeypatch)
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError) as info:
+        store.get("models/1/metadata.json")
+    assert time.monotonic() - started < 5
+    assert "s3://late-bucket/team/store" in str(info.value)
+    assert endpoint in str(info.value)
+    assert len(sent) == 2  # MLPLUG_S3_MAX_ATTEMPTS counts attempts, not retries
+    with pytest.raises(StoreUnavailableError):
+        list(store.list("models"))
+
+
+def test_missing_bucket_is_named_not_mistaken_for_a_missing_key(s3_store: Store) -> None:
+    # s3_store puts the moto endpoint and credentials in the environment.
+    store = open_store("s3://no-such-bucket-here/store")
+    for call in (lambda: store.get("k"), lambda: list(store.list("")), lambda: store.put("k", b"x")):
+        with pytest.raises(StoreError, match="bucket 'no-such-bucket-here' does not exist") as info:
+            call()
+        assert not isinstance(info.value, NotFoundError)
+
+
+@pytest.mark.usefixtures("mlplug_plugins")
+def test_missing_credentials_are_not_reported_as_an_outage(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in {
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",  # no metadata-service lookups
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MLPLUG_S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
+    }.items():
+        monkeypatch.setenv(key, value)
+    store = open_store("s3://some-bucket/store")
+    with pytest.raises(StoreError, match="credentials") as info:
+        store.get("k")
+    assert not isinstance(info.value, StoreUnavailableError)
+
+
+@pytest.mark.usefixtures("mlplug_plugins")
+def test_s3_call_survives_a_server_that_comes_up_late(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    port = free_port()
+    store, sent = _s3_store_at(f"http://127.0.0.1:{port}", 10, monkeypatch)
+    servers: list[S3Server] = []
+    stop = threading.Event()
+
+    def start_late() -> None:
+        time.sleep(1.0)
+        with moto_s3_server(tmp_path / "late-moto", port=port) as server:
+            servers.append(server)
+            stop.wait(60)
+
+    starter = threading.Thread(target=start_late)
+    started = time.monotonic()
+    starter.start()
+    try:
+        # head_object answers 404 for a bucket that does not exist yet: a real answer.
+        assert store.exists("models/1/metadata.json") is False
+        assert time.monotonic() - started >= 1.0
+        assert servers, "the call returned before the server was up"
+        assert len(sent) >= 2  # the first attempt was refused and retried
+        servers[0].create_bucket("late-bucket")
+        etag = store.put("models/1/metadata.json", b"{}", if_none_match=True)
+        assert store.get_with_etag("models/1/metadata.json") == (b"{}", etag)
+    finally:
+        stop.set()
+        starter.join(timeout=30)

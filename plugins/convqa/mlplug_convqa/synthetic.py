@@ -110,19 +110,15 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "refund": ("I've reissued the refund.", "I've chased the refund with the payments team."),
     "upgrade": ("I've moved you to the premium option.", "the upgrade is applied from today."),
 }
+# What the agent did; a recap says it whether or not it solved the problem.
 RECAPS: dict[str, tuple[str, ...]] = {
-    "billing": ("we corrected the charge on your {product}", "the extra charge will come off your next bill"),
-    "cancel": ("your {product} is cancelled from month end", "the cancellation is confirmed"),
-    "fault": ("we reset your {device} and it should stay stable", "we fixed the {device} issue"),
-    "address": ("your address is updated", "all letters go to the new address now"),
-    "refund": ("the refund is on its way", "the refund was reissued today"),
-    "upgrade": ("you're on the premium option now", "your upgrade is active"),
+    "billing": ("we looked at the charge on your {product}", "I raised a correction for the extra charge"),
+    "cancel": ("we went through cancelling your {product}", "I submitted the cancellation"),
+    "fault": ("we reset your {device}", "we went through the {device} fault together"),
+    "address": ("we updated your address", "we checked the address on your {product}"),
+    "refund": ("we chased the refund", "I reissued the refund on your {product}"),
+    "upgrade": ("we looked at the premium option", "I requested the upgrade"),
 }
-
-OPEN_RECAPS = (
-    "the specialist team will contact you within 48 hours about your {product}",
-    "your ticket is open and we'll update you by email",
-)
 
 GREETINGS = (
     "Hi, thanks for contacting {company}, I'm {agent}.",
@@ -184,14 +180,14 @@ CUSTOMER_OFFERS = (
     "want me to read out my {secret}?",
 )
 OFFER_REFUSED = (
-    "No, please don't, I never need your {secret}.",
-    "No need, never share your {secret}, what you gave me is enough.",
-    "Please don't, we don't take the {secret} over chat.",
+    "No, please don't read out your {secret}.",
+    "No, never give me your {secret}, what you gave me is enough.",
+    "Please don't type your {secret} here.",
 )
 OFFER_ACCEPTED = (
-    "Yes, go ahead and read out the {secret}.",
-    "Sure, give me the {secret} and I'll check.",
-    "Yes please, type the {secret} here.",
+    "Yes, go ahead and read out your {secret}.",
+    "Sure, give me your {secret} and I'll check.",
+    "Yes please, type your {secret} here.",
 )
 FORBIDDEN_PROMISES = (
     "I can guarantee you'll get a full refund today.",
@@ -231,7 +227,6 @@ LEGAL = (
     "I'll be reporting you to the ombudsman.",
     "I'm going to take legal action over this.",
 )
-CALM_UNRESOLVED_END = ("ok, I'll wait then.", "fine, keep me posted.")
 TICKET = ("I'm raising a ticket with our specialist team.", "I've escalated this to the technical team.")
 FOLLOWUP_QUESTIONS = (
     "one more thing, can I get paperless billing?",
@@ -258,6 +253,8 @@ CONFUSER_TURNS = (  # phrases that appear across every outcome
     ("customer", "no, please don't cancel anything else."),
     ("agent", "Sorry, could you repeat that?"),
     ("customer", "I never got an email about it."),
+    ("agent", "Sure, go ahead and type it here."),
+    ("customer", "no, never mind, it's fine."),
 )
 CHAT_FILLERS = ("um,", "so,", "like,", "ok so", "well,")
 VOICE_FILLERS = ("uh", "um", "er", "you know", "like")
@@ -359,7 +356,7 @@ def _draw_facts(rng: random.Random, drift: float) -> _Facts:
         allowed_promise=breach != "promise" and rng.random() < 0.25,
         followup=followup,
         summary=summary,
-        confuser=rng.random() < 0.25,
+        confuser=rng.random() < 0.3,
         verify=rng.random() < 0.5,
         voice=rng.random() < drift,
         new_phrasing=rng.random() < 0.6 * drift,
@@ -385,8 +382,7 @@ class _Renderer:
             if secret == "full card number"
             else f"{rng.choice(('sunshine', 'dragon', 'letmein', 'hunter'))}{rng.randint(1, 99)}",
         }
-        recaps = RECAPS[facts.intent] if facts.resolved else OPEN_RECAPS
-        fields["recap"] = rng.choice(recaps).format(**fields)
+        fields["recap"] = rng.choice(RECAPS[facts.intent]).format(**fields)
         self.fields = fields
 
     def say(self, bank: tuple[str, ...], drift_bank: tuple[str, ...] = ()) -> str:
@@ -398,9 +394,6 @@ class _Renderer:
 def _render(rng: random.Random, f: _Facts) -> str:
     r = _Renderer(rng, f)
     turns: list[tuple[str, str]] = []
-    issue = r.say(ISSUES[f.intent])
-    anger_line = r.say(LEGAL) if f.anger == "legal" else r.say(ANGER)
-    opening_anger = f.anger != "none" and not f.anger_at_end
 
     def agent(*parts: str) -> None:
         if any(parts):
@@ -409,27 +402,34 @@ def _render(rng: random.Random, f: _Facts) -> str:
     def customer(*parts: str) -> None:
         turns.append(("customer", " ".join(p for p in parts if p)))
 
+    issue = r.say(ISSUES[f.intent])
+    anger_line = r.say(LEGAL) if f.anger == "legal" else r.say(ANGER)
+    opening_anger = anger_line if f.anger != "none" and not f.anger_at_end else ""
+    # The greeting is a turn of its own wherever it comes, so a greeting that opens the
+    # conversation and a late one differ only in position, not in words or word pairs.
     greeting = r.say(GREETINGS, DRIFT_GREETINGS)
     if f.customer_first:
-        customer(rng.choice(CUSTOMER_OPENERS), issue, anger_line if opening_anger else "")
-        agent(greeting if f.greeting == "first" else "", r.say(ACKS))
+        customer(rng.choice(CUSTOMER_OPENERS), issue, opening_anger)
+        agent(greeting if f.greeting == "first" else "")
+        agent(r.say(ACKS))
     else:
-        agent(greeting if f.greeting == "first" else "", r.say(OPEN_ASKS))
-        customer(issue, anger_line if opening_anger else "")
-    empathy = r.say(EMPATHY) if f.anger != "none" and f.empathy and opening_anger else ""
-    late_greeting = greeting if f.greeting == "late" else ""
+        agent(greeting if f.greeting == "first" else "")
+        agent(r.say(OPEN_ASKS))
+        customer(issue, opening_anger)
+    agent(greeting if f.greeting == "late" else "")
+    empathy = r.say(EMPATHY) if opening_anger and f.empathy else ""
     warning = r.say(WARNINGS) if f.security_talk == "warning" else ""
     early_warning = warning if rng.random() < 0.5 else ""
     if f.breach == "asks_secret":
-        agent(late_greeting, empathy, r.say(SECRET_ASKS, DRIFT_SECRET_ASKS))
+        agent(empathy, r.say(SECRET_ASKS, DRIFT_SECRET_ASKS))
         customer(r.say(SECRET_REPLIES))
     else:
         ask, reply = rng.choice(VERIFICATIONS)
         if f.verify or f.breach != "none" or f.security_talk != "none":
-            agent(late_greeting, empathy, early_warning, ask)
+            agent(empathy, early_warning, ask)
             customer(reply.format(**r.fields))
         else:
-            agent(late_greeting, empathy, early_warning)
+            agent(empathy, early_warning)
         if f.breach == "accepts_offer" or f.security_talk == "offer_refused":
             customer(r.say(CUSTOMER_OFFERS))
             agent(r.say(OFFER_ACCEPTED if f.breach == "accepts_offer" else OFFER_REFUSED))
@@ -443,38 +443,48 @@ def _render(rng: random.Random, f: _Facts) -> str:
         promise = r.say(ALLOWED_PROMISES)
     agent(r.say(ACTIONS[f.intent]), promise, "" if early_warning else warning)
     _resolution(r, f, turns, anger_line if f.anger != "none" and f.anger_at_end else "")
+    # The recap is a turn of its own too: at the end it follows the follow-up question,
+    # in the middle it precedes it; the words are the same.
     summary = r.say(SUMMARIES, DRIFT_SUMMARIES)
     if f.followup:
-        if f.summary == "middle":
-            agent(summary)
+        agent(summary if f.summary == "middle" else "")
         customer(r.say(FOLLOWUP_QUESTIONS))
-        agent(r.say(FOLLOWUP_ANSWERS), summary if f.summary == "end" else "")
-    elif f.summary == "end":
-        agent(summary)
-    if rng.random() < 0.4:
+        agent(r.say(FOLLOWUP_ANSWERS))
+    agent(summary if f.summary == "end" else "")
+    ending = rng.random()
+    if ending < 0.3:
+        customer(r.say(CUSTOMER_BYES))
+    elif ending < 0.55:
         agent(r.say(CLOSINGS))
-        if rng.random() < 0.4:
-            customer(r.say(CUSTOMER_BYES))
+    elif ending < 0.7:
+        customer(r.say(CUSTOMER_BYES))
+        agent(r.say(CLOSINGS))
     return "\n".join(f"{who}: {_noisy(rng, text, f.voice, who)}" for who, text in turns)
 
 
 def _resolution(r: _Renderer, f: _Facts, turns: list[tuple[str, str]], late_anger: str) -> None:
+    """The customer's verdict(s) on the fix and the agent's reactions.
+
+    With a reversal both verdicts appear ("working now" and "still broken") and only
+    their order says how the conversation ended.
+    """
     rng = r.rng
-    good, bad = r.say(RESOLVED, DRIFT_RESOLVED), r.say(UNRESOLVED, DRIFT_UNRESOLVED)
-    final = good if f.resolved else bad
+    states = [f.resolved]
     if f.reversal:
-        turns.append(("customer", bad if f.resolved else good))
-        turns.append(("agent", r.say(RETRY if f.resolved else GLAD)))
-        final = f"{rng.choice(REVERSAL_BRIDGES)} {final}"
-    if late_anger:
-        final = f"{final} {late_anger}"
-    elif not f.resolved:
-        final = f"{final} {r.say(CALM_UNRESOLVED_END)}"
-    turns.append(("customer", final))
-    empathy = r.say(EMPATHY) if late_anger and f.empathy else ""
-    ticket = "" if f.resolved else r.say(TICKET)
-    if empathy or ticket:
-        turns.append(("agent", f"{empathy} {ticket}".strip()))
+        states.insert(0, not f.resolved)
+    for i, resolved in enumerate(states):
+        last = i == len(states) - 1
+        verdict = r.say(RESOLVED, DRIFT_RESOLVED) if resolved else r.say(UNRESOLVED, DRIFT_UNRESOLVED)
+        if rng.random() < 0.25:
+            verdict = f"{rng.choice(REVERSAL_BRIDGES)} {verdict}"
+        turns.append(("customer", f"{verdict} {late_anger}" if last and late_anger else verdict))
+        empathy = r.say(EMPATHY) if last and late_anger and f.empathy else ""
+        if resolved:
+            reaction = r.say(GLAD) if rng.random() < 0.6 else ""
+        else:
+            reaction = rng.choice((r.say(RETRY), r.say(TICKET), f"{r.say(RETRY)} {r.say(TICKET)}"))
+        if empathy or reaction:
+            turns.append(("agent", f"{empathy} {reaction}".strip()))
 
 
 _WORD = re.compile(r"[A-Za-z]{4,}")

@@ -1,13 +1,16 @@
 """The reference model: one-hot categories, standardised numbers, logistic regression.
 
 It is what a careful analyst would try first, so the tuned model has to earn its keep
-against it. Being linear, its exact SHAP values (interventional, with the training rows as
-background) are cheap: coefficient times the transformed value's distance from its mean.
+against it. Being linear in per-feature encodings, it reduces to a small table of weights
+after fitting: that makes one-row predictions fast (it may be the model that gets served)
+and its SHAP values exact and cheap (interventional, with the training rows as background:
+a feature's contribution minus its mean contribution).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +50,9 @@ class BaselineFraudModel:
             raise ValueError(f"unknown baseline parameter(s) {unknown}; known: {sorted(DEFAULT_PARAMS)}")
         self.params = {**DEFAULT_PARAMS, **(params or {})}
         self._pipeline: Pipeline | None = None
-        #: Mean of each transformed column on the training rows: the SHAP background.
-        self._background: np.ndarray | None = None
+        self._scorer: _LinearScorer | None = None
+        #: Mean contribution of each feature on the training rows: the SHAP background.
+        self._background = np.zeros(len(self.features))
 
     @classmethod
     def for_schema(cls, schema: Schema) -> BaselineFraudModel:
@@ -93,33 +97,37 @@ class BaselineFraudModel:
         X = train.frame[self.features]  # noqa: N806
         pipeline.fit(X, train.y)
         self._pipeline = pipeline
-        self._background = np.asarray(pipeline.named_steps["encode"].transform(X)).mean(axis=0)
+        self._scorer = _LinearScorer.compile(pipeline, self.features, self.categorical)
+        self._background = self._scorer.contributions(X).mean(axis=0)
         if valid is not None and progress is not None and len(np.unique(valid.y)) == 2:
             progress(1, float(average_precision_score(valid.y, self.predict_proba(valid.X)[:, 1])))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
-        """Probabilities of (legit, fraud), float64, shape (rows, 2)."""
-        if list(X.columns) != self.features:
-            X = X[self.features]  # noqa: N806
-        return self._fitted().predict_proba(X).astype(np.float64, copy=False)
+        """Probabilities of (legit, fraud), float64, shape (rows, 2).
+
+        Scores with coefficients compiled from the fitted pipeline: the same numbers as
+        ``pipeline.predict_proba`` (a test checks it) in a fraction of a millisecond per row,
+        where the ColumnTransformer takes ~10 ms even for one row.
+        """
+        logit = self._fitted_scorer().logit(X)
+        fraud = 1.0 / (1.0 + np.exp(-logit))
+        return np.column_stack([1.0 - fraud, fraud])
 
     def shap_values(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
         """Exact SHAP values of the logit, per row and feature; shape (rows, features)."""
-        pipeline = self._fitted()
-        encode: ColumnTransformer = pipeline.named_steps["encode"]
-        coef = pipeline.named_steps["classify"].coef_[0]
-        z = np.asarray(encode.transform(X[self.features]))
-        background = self._background if self._background is not None else z.mean(axis=0)
-        parts = (z - background) * coef
-        out = np.zeros((len(X), len(self.features)))
-        for i, name in enumerate(self.features):
-            out[:, i] = parts[:, encode.output_indices_[name]].sum(axis=1)
-        return out
+        return self._fitted_scorer().contributions(X) - self._background
 
-    def _fitted(self) -> Pipeline:
+    @property
+    def pipeline(self) -> Pipeline:
+        """The fitted scikit-learn pipeline (the source of truth for the fast scorer)."""
         if self._pipeline is None:
             raise RuntimeError("BaselineFraudModel is not fitted; call fit() or load() first")
         return self._pipeline
+
+    def _fitted_scorer(self) -> _LinearScorer:
+        if self._scorer is None:
+            raise RuntimeError("BaselineFraudModel is not fitted; call fit() or load() first")
+        return self._scorer
 
     def save(self, path: Path) -> None:
         """Write ``baseline.joblib`` and ``model.json`` into the existing directory ``path``.
@@ -127,7 +135,7 @@ class BaselineFraudModel:
         joblib is a pickle: load only models from a store you trust (as for any registry).
         """
         path = Path(path)
-        joblib.dump({"pipeline": self._fitted(), "background": self._background}, path / MODEL_FILE)
+        joblib.dump({"pipeline": self.pipeline, "background": self._background}, path / MODEL_FILE)
         write_manifest(
             path,
             kind=self.kind,
@@ -143,5 +151,81 @@ class BaselineFraudModel:
         self = cls(manifest["features"], manifest["categorical"], manifest["params"])
         saved = joblib.load(Path(path) / manifest["file"])
         self._pipeline = saved["pipeline"]
-        self._background = saved["background"]
+        self._scorer = _LinearScorer.compile(self._pipeline, self.features, self.categorical)
+        self._background = np.asarray(saved["background"], dtype=np.float64)
         return self
+
+
+@dataclass(frozen=True)
+class _LinearScorer:
+    """The fitted pipeline reduced to arithmetic: logit = intercept + sum of contributions.
+
+    A numeric feature contributes ``weight * (value, or the median if missing - mean) /
+    scale``; a categorical one looks its value up in a table built by running the fitted
+    encoder on every known category and on one unseen value (which covers how
+    ``handle_unknown`` treats new categories).
+    """
+
+    features: list[str]
+    numeric: list[str]
+    numeric_pos: np.ndarray  # position of each numeric feature in ``features``
+    fill: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    weight: np.ndarray
+    tables: dict[str, tuple[dict[str, float], float]]  # feature -> (value -> weight, unseen)
+    intercept: float
+
+    @classmethod
+    def compile(cls, pipeline: Pipeline, features: list[str], categorical: list[str]) -> _LinearScorer:
+        encode: ColumnTransformer = pipeline.named_steps["encode"]
+        classify: LogisticRegression = pipeline.named_steps["classify"]
+        coef = classify.coef_[0]
+        numeric = [f for f in features if f not in categorical]
+        fill, mean, scale, weight = [], [], [], []
+        for name in numeric:
+            steps = encode.named_transformers_[name].named_steps
+            fill.append(steps["impute"].statistics_[0])
+            mean.append(steps["scale"].mean_[0])
+            scale.append(steps["scale"].scale_[0])
+            weight.append(coef[encode.output_indices_[name]][0])
+        tables = {}
+        for name in categorical:
+            encoder: OneHotEncoder = encode.named_transformers_[name]
+            known = [str(v) for v in encoder.categories_[0]]
+            unseen = "\x00unseen"
+            while unseen in known:  # a real category could, in theory, be spelled so
+                unseen += "\x00"
+            onehot = encoder.transform(pd.DataFrame({name: [*known, unseen]}, dtype=object))
+            weights = np.asarray(onehot) @ coef[encode.output_indices_[name]]
+            tables[name] = (dict(zip(known, weights[:-1].tolist(), strict=True)), float(weights[-1]))
+        return cls(
+            features=features,
+            numeric=numeric,
+            numeric_pos=np.array([features.index(f) for f in numeric], dtype=np.int64),
+            fill=np.array(fill, dtype=np.float64),
+            mean=np.array(mean, dtype=np.float64),
+            scale=np.array(scale, dtype=np.float64),
+            weight=np.array(weight, dtype=np.float64),
+            tables=tables,
+            intercept=float(classify.intercept_[0]),
+        )
+
+    def contributions(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        """Each feature's additive share of the logit, shape (rows, features)."""
+        out = np.empty((len(X), len(self.features)))
+        if self.numeric:
+            values = X[self.numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+            values = np.where(np.isnan(values), self.fill, values)
+            out[:, self.numeric_pos] = (values - self.mean) / self.scale * self.weight
+        for name, (table, unseen) in self.tables.items():
+            column = X[name].to_numpy()
+            out[:, self.features.index(name)] = np.fromiter(
+                (table.get(v, unseen) if isinstance(v, str) else unseen for v in column),
+                dtype=np.float64,
+                count=len(column),
+            )
+        return out
+
+    def logit(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        return self.intercept + self.contributions(X).sum(axis=1)

@@ -146,32 +146,33 @@ class CatBoostFraudModel:
 
 
 class _ProgressReporter:
-    """CatBoost callback: every ``iterations / steps`` iterations report (step, best PR-AUC).
+    """CatBoost callback: report (step, best validation PR-AUC) at each tenth of the budget.
 
-    The best score so far is reported, not the latest, because ``use_best_model`` means the
-    model at that point would be the best iteration; this is what ASHA should compare.
+    Step ``k`` of ``steps`` is reported once ``k / steps`` of the iterations are trained, so
+    the last step is ``steps`` whatever the budget. The best score so far is reported, not
+    the latest: with ``use_best_model`` the model at that point would be the best
+    iteration, and that is what ASHA should compare.
     """
 
     def __init__(self, progress: ProgressCallback, iterations: int, steps: int) -> None:
         self._progress = progress
         self._iterations = iterations
-        self._steps = min(steps, iterations)
-        self._every = math.ceil(iterations / self._steps)
+        self._steps = steps
+        self._last_step = 0
         self._best = -math.inf
         self.error: BaseException | None = None
 
     def after_iteration(self, info: Any) -> bool:
         validation = info.metrics.get("validation", {})
         scores = next((v for k, v in validation.items() if k.startswith("PRAUC")), None)
-        if scores:
-            latest = float(scores[-1])
-            if not math.isnan(latest):
-                self._best = max(self._best, latest)
-        it = info.iteration  # 1-based
-        if (it % self._every and it != self._iterations) or self._best == -math.inf:
+        if scores and not math.isnan(scores[-1]):
+            self._best = max(self._best, float(scores[-1]))
+        step = info.iteration * self._steps // self._iterations  # info.iteration is 1-based
+        if step <= self._last_step or self._best == -math.inf:
             return True
+        self._last_step = step
         try:
-            self._progress(min(self._steps, math.ceil(it / self._every)), self._best)
+            self._progress(step, self._best)
         except BaseException as exc:  # stop training and let fit() raise it
             self.error = exc
             return False

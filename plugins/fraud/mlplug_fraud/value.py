@@ -46,9 +46,10 @@ def fraud_losses(data: Dataset, costs: CostModel) -> tuple[np.ndarray, str]:
 def choose_threshold(y: np.ndarray, fraud_proba: np.ndarray, losses: np.ndarray, review_fee: float) -> float:
     """The threshold with the largest savings on these rows.
 
+    Works for any score where higher means "flag first" (probabilities, expected losses).
     Scans every distinct score once (O(n log n)). Ties go to the higher threshold, i.e. to
-    fewer alerts. When no threshold saves anything, the threshold is 1.0 (or just above the
-    top score), so that nothing is flagged.
+    fewer alerts. When no threshold saves anything, the threshold lies just above the top
+    score, so that none of these rows is flagged.
     """
     if len(y) == 0:
         return 1.0
@@ -60,7 +61,7 @@ def choose_threshold(y: np.ndarray, fraud_proba: np.ndarray, losses: np.ndarray,
     savings = caught[ends] - review_fee * false_alarms[ends]
     best = int(np.argmax(savings))
     if savings[best] <= 0:
-        return float(max(1.0, np.nextafter(scores[0], np.inf)))
+        return float(np.nextafter(scores[0], np.inf))
     return float(scores[ends[best]])
 
 
@@ -130,12 +131,20 @@ def business_value(data: Dataset, proba: np.ndarray, metrics: Metrics, costs: Co
     result = outcome(y, fraud_proba, threshold, losses, costs.review_fee)
     details = result.as_dict()
     details.update(review_fee=costs.review_fee, default_loss=costs.default_loss)
+    summary = _summary(result, costs, how)
+    if data.schema.extras.get(AMOUNT_EXTRA):
+        # What ranking by expected loss instead of by probability would save: a hint for
+        # deployments that can use the amount in the decision (mlplug's threshold cannot).
+        expected_loss = fraud_proba * losses
+        cutoff = choose_threshold(y, expected_loss, losses, costs.review_fee)
+        aware = outcome(y, expected_loss, cutoff, losses, costs.review_fee)
+        details.update(amount_aware_cutoff=cutoff, amount_aware_savings=aware.savings)
+        summary += (
+            f" Flagging by expected loss instead (P(fraud) x amount >= {cutoff:,.2f}) would save "
+            f"{aware.savings:,.0f} {costs.currency}."
+        )
     return BusinessValue(
-        value=result.savings,
-        unit=costs.currency,
-        no_model_value=0.0,
-        summary=_summary(result, costs, how),
-        details=details,
+        value=result.savings, unit=costs.currency, no_model_value=0.0, summary=summary, details=details
     )
 
 

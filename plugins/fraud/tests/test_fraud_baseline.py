@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from fraud_support import Splits
+from mlplug_fraud import FraudTask
+from mlplug_fraud.baseline import BaselineFraudModel
+
+from mlplug.task import Model
+
+
+def test_fast_scorer_matches_the_sklearn_pipeline(baseline_model: BaselineFraudModel, splits: Splits) -> None:
+    X = splits.test.X.copy()  # noqa: N806
+    X.loc[0, "merchant_category"] = "never seen before"
+    X.loc[1, "amount"] = np.nan
+    np.testing.assert_allclose(
+        baseline_model.predict_proba(X), baseline_model.pipeline.predict_proba(X), rtol=0, atol=1e-12
+    )
+
+
+def test_predict_proba_shape_and_dtype(baseline_model: BaselineFraudModel, splits: Splits) -> None:
+    assert isinstance(baseline_model, Model)
+    proba = baseline_model.predict_proba(splits.test.X.iloc[[0]])
+    assert proba.shape == (1, 2) and proba.dtype == np.float64
+
+
+def test_save_load_round_trip_is_identical(
+    tmp_path: Path, task: FraudTask, baseline_model: BaselineFraudModel, splits: Splits
+) -> None:
+    baseline_model.save(tmp_path)
+    assert json.loads((tmp_path / "model.json").read_text())["kind"] == "baseline"
+    loaded = task.load_model(tmp_path)
+    assert isinstance(loaded, BaselineFraudModel)
+    X = splits.test.X  # noqa: N806
+    np.testing.assert_array_equal(loaded.predict_proba(X), baseline_model.predict_proba(X))
+    np.testing.assert_array_equal(loaded.shap_values(X), baseline_model.shap_values(X))
+
+
+def test_shap_values_add_up_to_the_logit(baseline_model: BaselineFraudModel, splits: Splits) -> None:
+    # Exact SHAP: the values of a row sum to its logit minus the mean training logit.
+    X = splits.test.X.iloc[:50]  # noqa: N806
+    fraud = baseline_model.predict_proba(X)[:, 1]
+    logit = np.log(fraud / (1 - fraud))
+    train_p = baseline_model.predict_proba(splits.train.X)[:, 1]
+    mean_logit = np.log(train_p / (1 - train_p)).mean()
+    np.testing.assert_allclose(baseline_model.shap_values(X).sum(axis=1), logit - mean_logit, atol=1e-9)
+
+
+def test_progress_is_reported_once(task: FraudTask, splits: Splits) -> None:
+    reports: list[tuple[int, float]] = []
+    model = task.create_baseline(splits.train.schema)
+    model.fit(splits.train, splits.valid, progress=lambda step, score: reports.append((step, score)))
+    assert len(reports) == 1 and reports[0][0] == 1 and 0.0 < reports[0][1] < 1.0
