@@ -1,0 +1,117 @@
+"""``mlplug models``, ``datasets``, ``predict`` and option parsing, in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import mlplug
+from mlplug.cli import app
+from mlplug.cli.run import extra_options
+from mlplug.errors import MlplugError
+from mlplug.registry import Registry
+from mlplug.task import Metrics
+from tests.toy_task import ConstantModel, ToyTask
+
+runner = CliRunner()
+
+
+class Toys:
+    @mlplug.hookimpl
+    def register_tasks(self, register):
+        register(ToyTask("toy"))
+
+
+@pytest.fixture
+def registry(register_plugin, mlplug_store, tmp_path) -> Registry:
+    register_plugin(Toys(), "toys")
+    reg = Registry(mlplug_store)
+    task = ToyTask("toy")
+    data = task.synthesize(50)
+    ref = reg.put_dataset("toy", data)
+    for rate, score in ((0.2, 0.61), (0.7, 0.74)):
+        model_dir = tmp_path / f"m{rate}"
+        model_dir.mkdir()
+        ConstantModel(rate).save(model_dir)
+        reg.register_model(
+            "toy",
+            model_dir,
+            kind="model",
+            params={"rate": rate},
+            metrics=Metrics({"accuracy": score}, "accuracy"),
+            dataset_hash=ref.hash,
+            schema=data.schema,
+        )
+    return reg
+
+
+def test_models_list_show_promote(registry: Registry) -> None:
+    out = runner.invoke(app, ["models", "list", "toy"])
+    assert out.exit_code == 0, out.output
+    lines = out.output.strip().splitlines()
+    assert len(lines) == 3 and "champion" not in out.output
+    assert "0.6100" in lines[1] and "0.7400" in lines[2]
+
+    out = runner.invoke(app, ["models", "promote", "toy", "2", "--reason", "better"])
+    assert out.exit_code == 0, out.output
+    assert "champion -> version 2" in out.output
+    assert registry.alias("toy").reason == "better"
+    assert "<- champion" in runner.invoke(app, ["models", "list", "toy"]).output.splitlines()[2]
+
+    out = runner.invoke(app, ["models", "promote", "toy", "1"])
+    assert "(was 2)" in out.output
+
+    shown = json.loads(runner.invoke(app, ["models", "show", "toy", "champion"]).output)
+    assert shown["version"] == 1 and shown["params"] == {"rate": 0.2}
+    latest = json.loads(runner.invoke(app, ["models", "show", "toy", "latest"]).output)
+    assert latest["version"] == 2
+
+
+def test_promoting_a_missing_version_fails_and_keeps_alias(registry: Registry) -> None:
+    runner.invoke(app, ["models", "promote", "toy", "1"])
+    out = runner.invoke(app, ["models", "promote", "toy", "9"])
+    assert out.exit_code != 0
+    assert "no model version 9" in str(out.exception) and "versions: [1, 2]" in str(out.exception)
+    assert registry.alias("toy").version == 1
+
+
+def test_datasets_list(registry: Registry) -> None:
+    out = runner.invoke(app, ["datasets", "list", "toy"])
+    assert out.exit_code == 0 and "50 rows" in out.output
+
+
+def test_predict_writes_one_row_per_input(registry: Registry, tmp_path: Path) -> None:
+    runner.invoke(app, ["models", "promote", "toy", "2"])
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"x": [0.1, -2.0, 3.0]}).to_csv(src, index=False)
+    out_file = tmp_path / "out" / "scores.parquet"
+    out = runner.invoke(app, ["predict", "toy", "--data", str(src), "--out", str(out_file)])
+    assert out.exit_code == 0, out.output
+    scores = pd.read_parquet(out_file)
+    assert list(scores.columns) == ["probability", "prediction"]
+    assert scores["probability"].tolist() == [0.7, 0.7, 0.7]
+    assert scores["prediction"].tolist() == ["yes", "yes", "yes"]
+
+
+def test_predict_names_the_missing_column(registry: Registry, tmp_path: Path) -> None:
+    runner.invoke(app, ["models", "promote", "toy", "2"])
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"z": [1.0]}).to_csv(src, index=False)
+    out = runner.invoke(app, ["predict", "toy", "--data", str(src), "--out", str(tmp_path / "o.csv")])
+    assert out.exit_code != 0
+    assert "missing column(s) ['x']" in str(out.exception) and "in.csv" in str(out.exception)
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_extra_options_parsing() -> None:
+    assert extra_options(["--target", "y", "--id-col=tx", "--flag"]) == {
+        "target": "y",
+        "id_col": "tx",
+        "flag": "true",
+    }
+    with pytest.raises(MlplugError, match="unexpected argument 'stray'"):
+        extra_options(["stray"])
