@@ -43,7 +43,11 @@ class Dataset:
         """
         digest = hashlib.sha256()
         digest.update(json.dumps(self.schema.to_dict(), sort_keys=True).encode())
-        table = pa.Table.from_pandas(self.frame, preserve_index=False).replace_schema_metadata(None)
+        # pandas may hold text as object or as its "str" dtype; hash both the same way.
+        frame = self.frame.astype(
+            {c: object for c in self.frame.columns if isinstance(self.frame[c].dtype, pd.StringDtype)}
+        )
+        table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
         sink = _HashWriter(digest)
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)

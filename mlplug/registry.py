@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import socket
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -176,6 +177,10 @@ class Registry:
         info: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
         """Upload ``model_dir`` and artifacts as a new immutable version and commit it."""
+        reserved = {"metadata.json", "env.json", ".claim"}
+        clashes = [n for n in artifacts or {} if n in reserved or n.startswith("model/")]
+        if clashes:
+            raise ValueError(f"artifact names {clashes} are reserved by the registry")
         version = self._claim_version(task)
         base = f"{task}/models/{version}"
         files = []
@@ -314,7 +319,8 @@ class Registry:
                 f"alias {alias!r} of task {task!r} moved while promoting version {version}"
             ) from None
         stamp = record.updated_at.replace(":", "").replace("-", "")
-        self.store.put(f"{task}/aliases/history/{alias}/{stamp}-v{version}.json", _json(body))
+        history = f"{task}/aliases/history/{alias}/{stamp}-v{version}-{uuid.uuid4().hex[:8]}.json"
+        self.store.put(history, _json(body), if_none_match=True)
         record = AliasRecord(**{**body, "etag": etag})
         self._call_hook(
             "after_promote", task=task, alias=alias, version=mv, previous=expected, store=self.store

@@ -14,7 +14,7 @@ import pytest
 
 MLPLUG = str(Path(sys.executable).with_name("mlplug"))
 
-GOOD = '''
+GOOD = """
 import mlplug
 from mlplug.task import SearchSpace, TaskType
 
@@ -36,7 +36,7 @@ class Echo(TaskType):
 @mlplug.hookimpl
 def register_tasks(register):
     register(Echo())
-'''
+"""
 
 BROKEN = "raise RuntimeError('this plugin is broken on purpose')\n"
 
@@ -74,8 +74,18 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ]:
         src = _make_dist(root, dist, module, source)
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-             "--target", str(target), str(src)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--no-build-isolation",
+                "--target",
+                str(target),
+                str(src),
+            ],
             check=True,
             capture_output=True,
         )

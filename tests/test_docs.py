@@ -28,9 +28,7 @@ def _signature(func) -> str:
 
 
 def test_there_are_hooks() -> None:
-    assert {"register_tasks", "register_storage_backends", "after_register", "after_promote"} <= set(
-        _hooks()
-    )
+    assert {"register_tasks", "register_storage_backends", "after_register", "after_promote"} <= set(_hooks())
 
 
 @pytest.mark.parametrize("name", _hooks())

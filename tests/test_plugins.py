@@ -148,9 +148,7 @@ def _fake_entry_points(monkeypatch: pytest.MonkeyPatch, modules: dict[str, objec
                 raise self._obj
             return self._obj
 
-    monkeypatch.setattr(
-        "mlplug.plugins.entry_points", lambda group: [EP(n, o) for n, o in modules.items()]
-    )
+    monkeypatch.setattr("mlplug.plugins.entry_points", lambda group: [EP(n, o) for n, o in modules.items()])
 
 
 def test_allow_and_deny_lists(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -179,6 +177,8 @@ def test_discovery_is_lazy() -> None:
     import subprocess
     import sys
 
-    code = "import mlplug.plugins, mlplug.cli, sys; print('mlplug_fraud' in sys.modules, 'boto3' in sys.modules)"
+    code = (
+        "import mlplug.plugins, mlplug.cli, sys; print('mlplug_fraud' in sys.modules, 'boto3' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

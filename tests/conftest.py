@@ -1,0 +1,20 @@
+"""Session defaults: offline switches and a private MLPLUG_HOME, so no test touches ~/.mlplug."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from mlplug.testing.servers import OFFLINE_ENV
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in OFFLINE_ENV.items():
+            mp.setenv(key, value)
+        home = tmp_path_factory.mktemp("mlplug-home")
+        mp.setenv("MLPLUG_HOME", str(home))
+        mp.delenv("MLPLUG_STORE", raising=False)
+        yield
