@@ -131,14 +131,14 @@ def train(
         holdout_proba = winner.model.predict_proba(parts.holdout.X)
         holdout_metrics = task_type.evaluate(parts.holdout, holdout_proba)
         other = baseline if winner is model else model
-        other_metrics = task_type.evaluate(parts.holdout, other.model.predict_proba(parts.holdout.X))
+        other_proba = other.model.predict_proba(parts.holdout.X)
+        other_metrics = task_type.evaluate(parts.holdout, other_proba)
         value = task_type.business_value(parts.holdout, holdout_proba, holdout_metrics)
-        champ_version, champ_metrics, champ_note = training.champion_metrics(
-            task_type, registry, champion, parts.holdout
-        )
+        champ = training.score_champion(task_type, registry, champion, parts.holdout)
+    champ_version, champ_metrics = champ.version, champ.metrics
     with timings.measure("explain"):
         explanation = task_type.explain(winner.model, parts.holdout, rows=200)
-    decision = training.decide(holdout_metrics, champ_metrics, champ_note, min_delta)
+    decision = training.decide(holdout_metrics, champ_metrics, champ.note, min_delta)
 
     info = {
         "holdout_metrics": holdout_metrics,
@@ -165,6 +165,9 @@ def train(
         "business_value.json": training.dumps(training.value_json(value)),
         "explanation.json": training.dumps(explanation),
         "trials.json": training.dumps(tuned.to_dict() if tuned else {"trials": []}),
+        "predictions.parquet": training.predictions_table(
+            parts.holdout, {"registered": holdout_proba, other.kind: other_proba, "champion": champ.proba}
+        ),
     }
     with timings.measure("register"):
         version = register(registry, task_type, winner, ref, parts, artifacts, info)

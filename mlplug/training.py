@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import tempfile
@@ -120,22 +121,49 @@ def choose(model: Candidate, baseline: Candidate) -> tuple[Candidate, str]:
     return model, f"the main model won on validation ({name} {m.score:.4f} vs baseline {b.score:.4f})"
 
 
-def champion_metrics(
+@dataclass(frozen=True)
+class ChampionScore:
+    version: ModelVersion | None
+    metrics: Metrics | None
+    proba: np.ndarray | None
+    note: str
+
+
+def score_champion(
     task: TaskType, registry: Registry, champion: AliasRecord | None, holdout: Dataset
-) -> tuple[ModelVersion | None, Metrics | None, str]:
+) -> ChampionScore:
     """Score the current champion on this run's holdout, so both are compared on the same
-    rows. Returns (version, metrics, note)."""
+    rows."""
     if champion is None:
-        return None, None, "no champion yet"
+        return ChampionScore(None, None, None, "no champion yet")
     mv = registry.model(task.name, champion.version)
+    needed = [c["name"] for c in mv.schema["features"]]
+    missing = [c for c in needed if c not in holdout.frame.columns]
+    if missing:
+        return ChampionScore(
+            mv, None, None, f"champion v{mv.version} needs columns {missing} that this data lacks"
+        )
     with tempfile.TemporaryDirectory(prefix="mlplug-champion-") as tmp:
         model = task.load_model(registry.download_model(task.name, mv.version, Path(tmp)))
-        missing = [c for c in mv.schema["features"] if c["name"] not in holdout.frame.columns]
-        if missing:
-            names = [c["name"] for c in missing]
-            return mv, None, f"champion v{mv.version} needs columns {names} that this data lacks"
-        proba = model.predict_proba(holdout.frame[[c["name"] for c in mv.schema["features"]]])
-    return mv, task.evaluate(holdout, proba), f"champion v{mv.version} scored on the same holdout"
+        proba = np.asarray(model.predict_proba(holdout.frame[needed]))
+    return ChampionScore(
+        mv, task.evaluate(holdout, proba), proba, f"champion v{mv.version} scored on the same holdout"
+    )
+
+
+def predictions_table(holdout: Dataset, probas: dict[str, np.ndarray | None]) -> bytes:
+    """Holdout labels and each candidate's probabilities, as Parquet, for reports."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"y": holdout.y})
+    for who, proba in probas.items():
+        if proba is None:
+            continue
+        for i, label in enumerate(holdout.schema.classes):
+            frame[f"{who}:{label}"] = proba[:, i]
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
 
 
 @dataclass(frozen=True)
