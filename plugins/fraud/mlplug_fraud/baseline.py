@@ -9,6 +9,7 @@ a feature's contribution minus its mean contribution).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,9 +61,9 @@ class BaselineFraudModel:
 
     def _build(self) -> Pipeline:
         # One transformer per feature, so that output_indices_ maps every encoded column back
-        # to its feature for the SHAP values.
+        # to its feature. Named by position: column names may clash with sklearn's rules.
         steps = []
-        for name in self.features:
+        for i, name in enumerate(self.features):
             if name in self.categorical:
                 encoder: Any = OneHotEncoder(
                     handle_unknown="infrequent_if_exist",
@@ -76,7 +77,7 @@ class BaselineFraudModel:
                         ("scale", StandardScaler()),
                     ]
                 )
-            steps.append((name, encoder, [name]))
+            steps.append((_step(i), encoder, [name]))
         return Pipeline(
             [
                 ("encode", ColumnTransformer(steps, sparse_threshold=0.0)),
@@ -184,20 +185,24 @@ class _LinearScorer:
         numeric = [f for f in features if f not in categorical]
         fill, mean, scale, weight = [], [], [], []
         for name in numeric:
-            steps = encode.named_transformers_[name].named_steps
+            step = _step(features.index(name))
+            steps = encode.named_transformers_[step].named_steps
             fill.append(steps["impute"].statistics_[0])
             mean.append(steps["scale"].mean_[0])
             scale.append(steps["scale"].scale_[0])
-            weight.append(coef[encode.output_indices_[name]][0])
+            weight.append(coef[encode.output_indices_[step]][0])
         tables = {}
         for name in categorical:
-            encoder: OneHotEncoder = encode.named_transformers_[name]
+            step = _step(features.index(name))
+            encoder: OneHotEncoder = encode.named_transformers_[step]
             known = [str(v) for v in encoder.categories_[0]]
             unseen = "\x00unseen"
             while unseen in known:  # a real category could, in theory, be spelled so
                 unseen += "\x00"
-            onehot = encoder.transform(pd.DataFrame({name: [*known, unseen]}, dtype=object))
-            weights = np.asarray(onehot) @ coef[encode.output_indices_[name]]
+            with warnings.catch_warnings():  # "unknown category": that is the point here
+                warnings.simplefilter("ignore", UserWarning)
+                onehot = encoder.transform(pd.DataFrame({name: [*known, unseen]}, dtype=object))
+            weights = np.asarray(onehot) @ coef[encode.output_indices_[step]]
             tables[name] = (dict(zip(known, weights[:-1].tolist(), strict=True)), float(weights[-1]))
         return cls(
             features=features,
@@ -229,3 +234,7 @@ class _LinearScorer:
 
     def logit(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
         return self.intercept + self.contributions(X).sum(axis=1)
+
+
+def _step(position: int) -> str:
+    return f"feature_{position}"

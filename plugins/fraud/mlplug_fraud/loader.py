@@ -73,11 +73,11 @@ def load(url: str, options: FraudLoadOptions) -> Dataset:
     raw = read_table(url, options.format)
     raw.columns = [str(c) for c in raw.columns]
     schema = infer_schema(raw, options, url)
-    frame = raw.copy()
-    frame[schema.target] = encode_labels(raw[schema.target], url, schema.target)
+    # raw is this function's own frame, so it is changed in place rather than copied.
+    raw[schema.target] = encode_labels(raw[schema.target], url, schema.target)
     if schema.time_column:
-        frame[schema.time_column] = _parse_times(raw[schema.time_column], url, schema.time_column)
-    return Dataset(schema.validate(frame, url), schema, url)
+        raw[schema.time_column] = _parse_times(raw[schema.time_column], url, schema.time_column)
+    return Dataset(schema.validate(raw, url), schema, url)
 
 
 def infer_schema(frame: pd.DataFrame, options: FraudLoadOptions, source: str) -> Schema:
@@ -130,7 +130,8 @@ def infer_schema(frame: pd.DataFrame, options: FraudLoadOptions, source: str) ->
 
     extras: dict[str, object] = {}
     if options.amount_col:
-        _check_amount(frame[options.amount_col], features, source, options.amount_col)
+        roles = {c.name: c.role for c in features}
+        _check_amount(frame[options.amount_col], roles.get(options.amount_col), ignored, source)
         extras[AMOUNT_EXTRA] = options.amount_col
     if ignored:
         extras[IGNORED_EXTRA] = ignored
@@ -168,10 +169,12 @@ def infer_role(values: pd.Series) -> tuple[Role | None, str]:
     return Role.CATEGORICAL, "text"
 
 
-def _check_amount(values: pd.Series, features: list[Column], source: str, column: str) -> None:
-    role = next(c.role for c in features if c.name == column)
+def _check_amount(values: pd.Series, role: Role | None, ignored: dict[str, str], source: str) -> None:
+    column = values.name
     if role is Role.NUMERIC:
         return  # stray non-numbers are reported with their row by Schema.validate
+    if role is None:
+        raise DataError(f"{source}: amount column {column!r} cannot be used: {ignored.get(str(column))}")
     parsed = pd.to_numeric(values, errors="coerce")
     bad = np.flatnonzero((parsed.isna() & values.notna()).to_numpy())
     example = f"; found {values.iloc[bad[0]]!r} at row {int(bad[0])}" if len(bad) else ""
@@ -179,10 +182,19 @@ def _check_amount(values: pd.Series, features: list[Column], source: str, column
 
 
 def _parse_times(values: pd.Series, source: str, column: str) -> pd.Series:
-    """Timestamps as UTC datetimes so that a time-ordered split sorts them correctly."""
-    if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_numeric_dtype(values):
-        return values  # already orderable (datetimes, or epoch numbers)
+    """Timestamps as naive UTC datetimes, so that a time-ordered split sorts them correctly
+    whatever time zones the file mixes."""
+    if pd.api.types.is_numeric_dtype(values):
+        return values  # epoch numbers are already orderable
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC").dt.tz_localize(None)
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values
     parsed = pd.to_datetime(values, utc=True, errors="coerce")
+    if (parsed.isna() & values.notna()).any():
+        # pandas guesses one format from the first value; files that mix formats need the
+        # slower per-value parser.
+        parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
     bad = np.flatnonzero((parsed.isna() & values.notna()).to_numpy())
     if len(bad):
         row = int(bad[0])
@@ -190,4 +202,4 @@ def _parse_times(values: pd.Series, source: str, column: str) -> pd.Series:
             f"{source}: time column {column!r} has a value that is not a date/time: "
             f"{values.iloc[row]!r} at row {row}"
         )
-    return parsed
+    return parsed.dt.tz_localize(None)

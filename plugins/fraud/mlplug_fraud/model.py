@@ -7,6 +7,7 @@ iteration, and reports progress to the caller so that ASHA can stop weak trials.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +24,8 @@ from mlplug.task import ProgressCallback
 from mlplug_fraud.columns import CLASSES
 from mlplug_fraud.params import resolve_params
 from mlplug_fraud.persistence import write_manifest
+
+log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.cbm"
 
@@ -72,11 +75,19 @@ class CatBoostFraudModel:
             allow_writing_files=False,  # else CatBoost litters the working directory
             **{k: p[k] for k in ("bagging_temperature", "border_count") if k in p},
         )
+        if valid is not None and len(np.unique(valid.y)) < 2:
+            # PR-AUC is undefined without both classes, so there is nothing to stop on.
+            log.warning(
+                "%s: the validation data holds a single class; training all %d iterations "
+                "without early stopping or progress reports",
+                valid.source,
+                p["iterations"],
+            )
+            valid = None
         if valid is None:
             model.fit(self._pool(train))
             self._model = model
             return
-        _require_both_classes(valid, "validation")
         reporter = _ProgressReporter(progress, p["iterations"], p["progress_steps"]) if progress else None
         model.fit(
             self._pool(train),
@@ -85,9 +96,11 @@ class CatBoostFraudModel:
             use_best_model=True,
             callbacks=[reporter] if reporter else None,
         )
-        if reporter is not None and reporter.error is not None:
-            # CatBoost would wrap the callback's exception in its own; raise the original.
-            raise reporter.error
+        if reporter is not None:
+            if reporter.error is not None:
+                # CatBoost would wrap the callback's exception in its own; raise the original.
+                raise reporter.error
+            reporter.finish()
         self._model = model
 
     def _pool(self, data: Dataset) -> Pool:
@@ -151,7 +164,9 @@ class _ProgressReporter:
     Step ``k`` of ``steps`` is reported once ``k / steps`` of the iterations are trained, so
     the last step is ``steps`` whatever the budget. The best score so far is reported, not
     the latest: with ``use_best_model`` the model at that point would be the best
-    iteration, and that is what ASHA should compare.
+    iteration, and that is what ASHA should compare. For the same reason, when early
+    stopping ends training, :meth:`finish` reports the remaining steps with the final
+    score: more budget would not change the model, and ASHA's later rungs should count it.
     """
 
     def __init__(self, progress: ProgressCallback, iterations: int, steps: int) -> None:
@@ -178,6 +193,13 @@ class _ProgressReporter:
             return False
         return True
 
+    def finish(self) -> None:
+        if self._best == -math.inf:
+            return
+        for step in range(self._last_step + 1, self._steps + 1):
+            self._last_step = step
+            self._progress(step, self._best)
+
 
 def _require_both_classes(data: Dataset, role: str) -> None:
     counts = np.bincount(data.y.astype(np.int64), minlength=len(CLASSES))
@@ -185,5 +207,5 @@ def _require_both_classes(data: Dataset, role: str) -> None:
         only = CLASSES[int(np.argmax(counts))]
         raise DataError(
             f"{data.source}: the {role} data has only {only!r} rows ({len(data)} rows); "
-            "the fraud model needs both fraud and legit rows"
+            "the fraud model needs both fraud and legit rows to learn from"
         )

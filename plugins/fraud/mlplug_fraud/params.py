@@ -29,8 +29,11 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "early_stopping_rounds": 50,
     "random_seed": 0,
 }
-#: Extra names accepted; they steer the run, not the model's quality.
-RUN_PARAMS = frozenset({"thread_count", "progress_steps"})
+#: A tiny fit for smoke tests, the conformance check and demos (overlaid on the defaults).
+QUICK_PARAMS: dict[str, Any] = {"iterations": 60, "learning_rate": 0.2, "early_stopping_rounds": 20}
+#: Extra names accepted; they steer the run, not the model's quality. mlplug's tuner adds
+#: ``seed`` to every configuration; it means ``random_seed``.
+RUN_PARAMS = frozenset({"thread_count", "progress_steps", "seed"})
 #: Other CatBoost options that may be tuned or set.
 OPTIONAL_PARAMS = frozenset({"bagging_temperature", "border_count"})
 CLASS_WEIGHTS = ("None", "SqrtBalanced", "Balanced")
@@ -47,6 +50,9 @@ def resolve_params(params: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown fraud model parameter(s) {unknown}; known: {sorted(allowed)}")
     merged = {**DEFAULT_PARAMS, **params}
+    seed = merged.pop("seed", None)
+    if seed is not None and "random_seed" not in params:
+        merged["random_seed"] = seed
     merged.setdefault("thread_count", default_thread_count())
     merged.setdefault("progress_steps", PROGRESS_STEPS)
     weights = merged["auto_class_weights"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlplug.task import SearchSpace
-from mlplug_fraud.params import CLASS_WEIGHTS, DEFAULT_PARAMS, PROGRESS_STEPS
+from mlplug_fraud.params import CLASS_WEIGHTS, DEFAULT_PARAMS, PROGRESS_STEPS, QUICK_PARAMS
 
 #: ASHA may stop a trial after 20% of its budget, not before: the first trees of a slow
 #: learning rate say little about where it ends.
@@ -37,3 +37,8 @@ def search_space() -> SearchSpace:
 def default_params() -> dict[str, Any]:
     """What a run without tuning trains with."""
     return dict(DEFAULT_PARAMS)
+
+
+def quick_params() -> dict[str, Any]:
+    """A fit of a second or two, for smoke tests and the conformance check."""
+    return {**DEFAULT_PARAMS, **QUICK_PARAMS}

@@ -78,6 +78,11 @@ class FraudTask(TaskType):
 
         return default_params()
 
+    def quick_params(self) -> dict[str, Any]:
+        from mlplug_fraud.search import quick_params
+
+        return quick_params()
+
     # -- judging -------------------------------------------------------------------------
 
     def evaluate(self, data: Dataset, proba: np.ndarray) -> Metrics:

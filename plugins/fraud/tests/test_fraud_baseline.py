@@ -4,10 +4,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from fraud_support import Splits
 from mlplug_fraud import FraudTask
 from mlplug_fraud.baseline import BaselineFraudModel
+from mlplug_fraud.columns import CLASSES
 
+from mlplug.dataset import Dataset
+from mlplug.schema import Column, Role, Schema
 from mlplug.task import Model
 
 
@@ -53,3 +57,21 @@ def test_progress_is_reported_once(task: FraudTask, splits: Splits) -> None:
     model = task.create_baseline(splits.train.schema)
     model.fit(splits.train, splits.valid, progress=lambda step, score: reports.append((step, score)))
     assert len(reports) == 1 and reports[0][0] == 1 and 0.0 < reports[0][1] < 1.0
+
+
+def test_awkward_column_names_work(task: FraudTask) -> None:
+    # sklearn forbids "__" in step names and names that clash with its parameters.
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "n_jobs": rng.normal(size=200),
+            "a__b": rng.choice(["x", "y"], 200),
+            "is_fraud": np.tile([0, 0, 0, 1], 50),
+        }
+    )
+    schema = Schema((Column("n_jobs", Role.NUMERIC), Column("a__b", Role.CATEGORICAL)), "is_fraud", CLASSES)
+    data = Dataset(schema.validate(frame, "t"), schema, "t")
+    model = task.create_baseline(schema)
+    model.fit(data)
+    assert model.predict_proba(data.X).shape == (200, 2)
+    assert len(task.explain(model, data, rows=10).global_importance) == 2

@@ -54,8 +54,24 @@ def test_synthetic_file_round_trips_with_the_same_schema(
     assert (data.schema.id_column, data.schema.time_column) == ("transaction_id", "timestamp")
     np.testing.assert_array_equal(data.y, raw["is_fraud"].to_numpy())
     assert list(data.frame["transaction_id"]) == list(raw["transaction_id"])
-    assert pd.api.types.is_datetime64_any_dtype(data.frame["timestamp"])
+    times = data.frame["timestamp"]
+    assert pd.api.types.is_datetime64_any_dtype(times) and times.dt.tz is None  # naive UTC
+    assert list(times) == list(raw["timestamp"])
     assert data.source == url
+
+
+def test_time_zones_are_converted_to_utc(tmp_path: Path, task: FraudTask) -> None:
+    # Three spellings, two with offsets, and a date without a time.
+    times = ["2024-03-01T10:00:00+02:00", "2024-03-01T09:30:00Z", "2024-03-01 07:00:00"] * 12
+    times += ["2024-03-02"] * 4
+    url = write(small_table(ts=times), tmp_path / "t.csv")
+    data = task.load(url, FraudLoadOptions(time_col="ts"))
+    assert [str(t) for t in data.frame["ts"][:3]] == [
+        "2024-03-01 08:00:00",
+        "2024-03-01 09:30:00",
+        "2024-03-01 07:00:00",
+    ]
+    assert "ts" not in data.schema.feature_names and "ts" in data.frame.columns
 
 
 def test_file_url_and_explicit_format(tmp_path: Path, task: FraudTask) -> None:
@@ -180,6 +196,12 @@ def test_non_numeric_amount_column_is_refused(tmp_path: Path) -> None:
     message = load_error(url, FraudLoadOptions(amount_col="merchant"))
     assert url in message and "amount column 'merchant' must be numeric" in message
     assert "'shop' at row 0" in message
+
+
+def test_empty_amount_column_is_refused(tmp_path: Path) -> None:
+    url = write(small_table(spent=[None] * 40), tmp_path / "t.parquet")
+    message = load_error(url, FraudLoadOptions(amount_col="spent"))
+    assert url in message and "amount column 'spent' cannot be used: all values are missing" in message
 
 
 def test_unparseable_time_column(tmp_path: Path) -> None:

@@ -76,6 +76,19 @@ def test_progress_reports_increasing_steps_up_to_max_steps(task: FraudTask, spli
     assert scores == sorted(scores)  # the best score so far never goes down
 
 
+def test_early_stopping_reports_the_remaining_steps_with_the_final_score(
+    task: FraudTask, splits: Splits
+) -> None:
+    reports: list[tuple[int, float]] = []
+    model = task.create_model(splits.train.schema, {"iterations": 400, "early_stopping_rounds": 10})
+    model.fit(splits.train, splits.valid, progress=lambda step, score: reports.append((step, score)))
+    assert isinstance(model, CatBoostFraudModel)
+    best = model.best_iteration
+    assert best is not None and best < 200  # stopped early, before step 5 of 10
+    assert [s for s, _ in reports] == list(range(1, PROGRESS_STEPS + 1))
+    assert len({v for _, v in reports[5:]}) == 1  # nothing changes after the stop
+
+
 def test_an_uneven_budget_still_ends_at_max_steps(task: FraudTask, splits: Splits) -> None:
     steps: list[int] = []
     model = task.create_model(splits.train.schema, {"iterations": 23, "early_stopping_rounds": 1000})
@@ -109,8 +122,23 @@ def test_single_class_training_data_is_a_data_error(task: FraudTask, splits: Spl
     model = task.create_model(splits.train.schema, {"iterations": 5})
     with pytest.raises(DataError, match="training data has only 'legit' rows"):
         model.fit(legit_only)
-    with pytest.raises(DataError, match="validation data has only 'legit' rows"):
-        model.fit(splits.train, legit_only)
+
+
+def test_single_class_validation_data_trains_without_early_stopping(
+    task: FraudTask, splits: Splits, caplog: pytest.LogCaptureFixture
+) -> None:
+    legit_only = splits.valid.subset(np.flatnonzero(splits.valid.y == 0)[:500])
+    model = task.create_model(splits.train.schema, {"iterations": 15})
+    calls: list[int] = []
+    model.fit(splits.train, legit_only, progress=lambda step, score: calls.append(step))
+    assert calls == [] and "single class" in caplog.text
+    assert isinstance(model, CatBoostFraudModel) and model._fitted().tree_count_ == 15
+
+
+def test_the_tuners_seed_is_the_random_seed(task: FraudTask, splits: Splits) -> None:
+    model = task.create_model(splits.train.schema, {"seed": 42})
+    assert isinstance(model, CatBoostFraudModel)
+    assert model.params["random_seed"] == 42 and "seed" not in model.params
 
 
 def test_unknown_parameter_is_refused(task: FraudTask, splits: Splits) -> None:

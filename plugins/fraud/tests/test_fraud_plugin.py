@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import inspect
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import mlplug_fraud
 from mlplug_fraud import FraudTask
@@ -10,9 +11,10 @@ from mlplug_fraud.loader import FraudLoadOptions
 from mlplug.plugins import new_plugins
 from mlplug.settings import Settings
 from mlplug.task import TaskType
+from mlplug.testing.conformance import check_task
 
 
-def test_registers_the_fraud_task_through_the_hook(tmp_path) -> None:
+def test_registers_the_fraud_task_through_the_hook(tmp_path: Path) -> None:
     plugins = new_plugins(load_entry_points=False, defaults=(), settings=Settings(home=tmp_path))
     assert plugins.add(mlplug_fraud, "fraud") == "fraud"
     assert plugins.skipped == []
@@ -25,6 +27,11 @@ def test_registers_the_fraud_task_through_the_hook(tmp_path) -> None:
 def test_fraud_task_implements_the_whole_contract() -> None:
     assert not inspect.isabstract(FraudTask)
     assert FraudTask.name == "fraud" and FraudTask.description
+
+
+def test_passes_mlplugs_conformance_check(tmp_path: Path) -> None:
+    report = check_task(FraudTask(), tmp_path)
+    assert report.steps == ["declaration", "synthetic data", "loader", "model", "baseline"]
 
 
 def test_entry_point_points_at_the_plugin_module() -> None:

@@ -26,7 +26,7 @@ def test_sampled_configurations_train(task: FraudTask, splits: Splits) -> None:
         assert all(isinstance(v, str | int | float) for v in resolved.values())  # JSON-able
         steps: list[int] = []
         model = task.create_model(splits.train.schema, {**config, "iterations": 20})
-        model.fit(splits.train, splits.valid, progress=lambda step, score: steps.append(step))
+        model.fit(splits.train, splits.valid, progress=lambda step, score, seen=steps: seen.append(step))
         assert steps and steps == sorted(steps)
         assert model.predict_proba(splits.test.X.iloc[:5]).shape == (5, 2)
 
