@@ -129,10 +129,14 @@ def train(
 
     with timings.measure("evaluate"):
         holdout_proba = winner.model.predict_proba(parts.holdout.X)
-        holdout_metrics = task_type.evaluate(parts.holdout, holdout_proba)
+        holdout_metrics = task_type.evaluate(
+            parts.holdout, holdout_proba, threshold=winner.valid_metrics.threshold
+        )
         other = baseline if winner is model else model
         other_proba = other.model.predict_proba(parts.holdout.X)
-        other_metrics = task_type.evaluate(parts.holdout, other_proba)
+        other_metrics = task_type.evaluate(
+            parts.holdout, other_proba, threshold=other.valid_metrics.threshold
+        )
         value = task_type.business_value(parts.holdout, holdout_proba, holdout_metrics)
         champ = training.score_champion(task_type, registry, champion, parts.holdout)
     champ_version, champ_metrics = champ.version, champ.metrics

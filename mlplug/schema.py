@@ -120,7 +120,7 @@ class Schema:
             out[col.name] = _coerce(frame[col.name].reset_index(drop=True), col, source)
         for extra in (self.id_column, self.time_column):
             if extra and extra in frame.columns and extra not in out.columns:
-                out[extra] = frame[extra].reset_index(drop=True).to_numpy()
+                out[extra] = frame[extra].reset_index(drop=True)  # keeps tz-aware dtypes
         if require_target or self.target in frame.columns:
             out[self.target] = self.encode_target(frame[self.target].reset_index(drop=True), source)
         return out
@@ -151,7 +151,7 @@ class Schema:
 def _coerce(values: pd.Series, col: Column, source: str) -> pd.Series:
     if col.role in (Role.NUMERIC, Role.BOOLEAN):
         if col.role is Role.BOOLEAN:
-            values = values.map(_bool_or_same)
+            values = _booleans(values)
         numeric = pd.to_numeric(values, errors="coerce")
         bad = numeric.isna() & values.notna()
         if bad.any():
@@ -171,20 +171,24 @@ def _coerce(values: pd.Series, col: Column, source: str) -> pd.Series:
     return text.map(str).astype(object)
 
 
-_TRUE = {"true", "yes", "y", "t"}
-_FALSE = {"false", "no", "n", "f"}
+#: Words accepted as booleans (any case, surrounding spaces ignored).
+BOOLEAN_WORDS = {
+    **dict.fromkeys(("true", "yes", "y", "t"), 1.0),
+    **dict.fromkeys(("false", "no", "n", "f"), 0.0),
+}
 
 
-def _bool_or_same(value: Any) -> Any:
-    if isinstance(value, str):
-        low = value.strip().lower()
-        if low in _TRUE:
-            return 1.0
-        if low in _FALSE:
-            return 0.0
-    if isinstance(value, bool | np.bool_):
-        return float(value)
-    return value
+def _booleans(values: pd.Series) -> pd.Series:
+    """Vectorised: bools and boolean words become 0/1; anything else is left for the
+    numeric parse, which reports what it cannot read."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype(np.float64)
+    if pd.api.types.is_numeric_dtype(values):
+        return values
+    words = values.astype("string").str.strip().str.lower().map(BOOLEAN_WORDS)
+    bools = values.map(lambda v: float(v) if isinstance(v, bool | np.bool_) else np.nan)
+    mapped = words.astype("Float64").fillna(bools).astype(object)
+    return mapped.where(mapped.notna(), values)
 
 
 def _check_nulls(values: pd.Series, col: Column, source: str) -> None:

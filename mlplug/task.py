@@ -7,6 +7,7 @@ Subclass :class:`TaskType` and implement the abstract methods.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -77,8 +78,13 @@ class Metrics:
         return self.values[self.primary]
 
     def beats(self, other: Metrics | None, min_delta: float = 0.0) -> bool:
-        """True when this is better than ``other`` on the primary metric by ``min_delta``."""
-        if other is None or other.primary not in other.values:
+        """True when this is better than ``other`` on the primary metric by ``min_delta``.
+
+        A NaN score never beats anything, and anything scored beats a NaN score, so a
+        champion that cannot be scored on the new data can still be replaced."""
+        if not math.isfinite(self.score):
+            return False
+        if other is None or not math.isfinite(other.values.get(other.primary, math.nan)):
             return True
         diff = self.score - other.values[other.primary]
         return diff > min_delta if self.higher_is_better else -diff > min_delta
@@ -130,7 +136,8 @@ class TaskType(ABC):
 
     @abstractmethod
     def create_model(self, schema: Schema, params: Mapping[str, Any]) -> Model:
-        """The main model with the given hyperparameters."""
+        """The main model with the given hyperparameters. During tuning ``params`` also
+        holds ``seed`` (the run's seed); accept it."""
 
     @abstractmethod
     def create_baseline(self, schema: Schema) -> Model:
@@ -159,8 +166,12 @@ class TaskType(ABC):
         return {"rows": 20_000, "trials": 4}
 
     @abstractmethod
-    def evaluate(self, data: Dataset, proba: np.ndarray) -> Metrics:
-        """Score predictions on labelled data. Must set ``primary``."""
+    def evaluate(self, data: Dataset, proba: np.ndarray, threshold: float | None = None) -> Metrics:
+        """Score predictions on labelled data. Must set ``primary``.
+
+        Without ``threshold`` a task that uses a decision threshold chooses one on ``data``
+        and returns it in ``Metrics.threshold``. The train flow chooses it on validation
+        data and passes it back for the holdout, so holdout figures are not optimistic."""
 
     @abstractmethod
     def business_value(self, data: Dataset, proba: np.ndarray, metrics: Metrics) -> BusinessValue:

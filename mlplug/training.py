@@ -147,7 +147,10 @@ def score_champion(
         model = task.load_model(registry.download_model(task.name, mv.version, Path(tmp)))
         proba = np.asarray(model.predict_proba(holdout.frame[needed]))
     return ChampionScore(
-        mv, task.evaluate(holdout, proba), proba, f"champion v{mv.version} scored on the same holdout"
+        mv,
+        task.evaluate(holdout, proba, threshold=mv.threshold),
+        proba,
+        f"champion v{mv.version} scored on the same holdout",
     )
 
 

@@ -56,9 +56,10 @@ class ToyTask(TaskType):
     def search_space(self):
         return SearchSpace(params={"rate": 0.5})
 
-    def evaluate(self, data, proba):
-        acc = float(np.mean((proba[:, 1] > 0.5) == data.y))
-        return Metrics(values={"accuracy": acc}, primary="accuracy")
+    def evaluate(self, data, proba, threshold=None):
+        cut = 0.5 if threshold is None else threshold
+        acc = float(np.mean((proba[:, 1] > cut) == data.y))
+        return Metrics(values={"accuracy": acc}, primary="accuracy", threshold=cut)
 
     def business_value(self, data, proba, metrics):
         return BusinessValue(value=metrics.score, unit="points", no_model_value=0.5, summary="toy")

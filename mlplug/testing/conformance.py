@@ -99,7 +99,7 @@ def _check_loader(task: TaskType, data: Dataset, workdir: Path) -> None:
     }
     frame.to_csv(paths["csv"], index=False)
     frame.to_parquet(paths["parquet"], index=False)
-    frame.to_json(paths["jsonl"], orient="records", lines=True)
+    frame.to_json(paths["jsonl"], orient="records", lines=True, date_format="iso")
     options = _options_for(task, data)
     for fmt, path in paths.items():
         loaded = task.load(path.as_uri(), options)
@@ -162,6 +162,8 @@ def _check_model(task: TaskType, kind: str, train: Dataset, valid: Dataset, work
     again = np.asarray(reloaded.predict_proba(valid.X))
     _expect(np.allclose(again, proba, atol=1e-5), step, "reloaded model predicts differently")
     metrics = task.evaluate(valid, proba)
+    fixed = task.evaluate(valid, proba, threshold=metrics.threshold)
+    _expect(fixed.threshold == metrics.threshold, step, "evaluate() must apply a given threshold")
     _expect(
         isinstance(metrics, Metrics) and metrics.primary in metrics.values,
         step,

@@ -34,12 +34,18 @@ def fraud_probabilities(data: Dataset, proba: np.ndarray) -> np.ndarray:
     return proba[:, 1]
 
 
-def evaluate(data: Dataset, proba: np.ndarray, costs: CostModel) -> Metrics:
-    """PR-AUC (primary), ROC-AUC, recall at 1% FPR, and threshold metrics; see module doc."""
+def evaluate(
+    data: Dataset, proba: np.ndarray, costs: CostModel, threshold: float | None = None
+) -> Metrics:
+    """PR-AUC (primary), ROC-AUC, recall at 1% FPR, and threshold metrics; see module doc.
+
+    ``threshold`` given (chosen on validation data) is applied as is; otherwise the
+    threshold that saves most money on ``data`` is chosen."""
     y = data.y.astype(np.int64)
     p = fraud_probabilities(data, proba)
     losses, how = fraud_losses(data, costs)
-    threshold = choose_threshold(y, p, losses, costs.review_fee)
+    if threshold is None:
+        threshold = choose_threshold(y, p, losses, costs.review_fee)
     at = outcome(y, p, threshold, losses, costs.review_fee)
     tp, fp, fn = at.caught_fraud, at.false_alarms, at.missed_fraud
     precision = tp / (tp + fp) if tp + fp else 0.0

@@ -85,10 +85,10 @@ class FraudTask(TaskType):
 
     # -- judging -------------------------------------------------------------------------
 
-    def evaluate(self, data: Dataset, proba: np.ndarray) -> Metrics:
+    def evaluate(self, data: Dataset, proba: np.ndarray, threshold: float | None = None) -> Metrics:
         from mlplug_fraud.metrics import evaluate
 
-        return evaluate(data, proba, self.costs)
+        return evaluate(data, proba, self.costs, threshold)
 
     def business_value(self, data: Dataset, proba: np.ndarray, metrics: Metrics) -> BusinessValue:
         from mlplug_fraud.value import business_value
