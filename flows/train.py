@@ -40,7 +40,7 @@ def version_dataset(registry: Registry, task_name: str, dataset: Dataset) -> Dat
     return registry.put_dataset(task_name, dataset)
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, log_prints=False)  # Ray Tune prints progress tables
 def tune(
     task_type: TaskType, parts: training.Split, trials: int, seed: int, cpus: int | None
 ) -> TuneResult | None:

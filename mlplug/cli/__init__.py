@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import typer
 
-from mlplug.cli import models, plugins, run
+from mlplug.cli import models, plugins, report, run
 from mlplug.errors import MlplugError
 
 app = typer.Typer(
@@ -22,11 +23,16 @@ app.command("tasks")(plugins.list_tasks)
 app.command("train", context_settings=run.EXTRA)(run.train)
 app.command("predict")(run.predict)
 app.command("demo")(run.demo)
+app.command("report")(report.report)
+app.command("doctor")(report.doctor)
 app.add_typer(models.app, name="models")
 app.add_typer(models.datasets_app, name="datasets")
 
 
 def main() -> None:
+    # Without PREFECT_API_URL, Prefect starts a temporary local API; on a busy laptop it can
+    # take longer than Prefect's 20 s default to come up.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         app()
