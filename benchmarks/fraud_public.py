@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mlplug.testing.servers import OFFLINE_ENV, prefect_server  # noqa: E402
+from mlplug.testing.servers import OFFLINE_ENV, prefect_server
 
 DATASETS = {
     "Default": {"target": "default"},

@@ -130,7 +130,7 @@ def make_context(rows: int) -> ReportContext:
         champion_value_basis="on the same holdout rows",
         explanation=Explanation("mean |attribution|", importance, [importance] * 200),
         environment=snapshot(),
-        environment_source="this benchmark run",
+        environment_source="recorded during this benchmark run",
         pip_check=None,  # measured separately below
         plugins=new_plugins(load_entry_points=False).infos(),
         history=history,

@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.memory import PeakMemory  # noqa: E402
-from mlplug.testing.servers import OFFLINE_ENV, prefect_server  # noqa: E402
+from benchmarks.memory import PeakMemory
+from mlplug.testing.servers import OFFLINE_ENV, prefect_server
 
 
 def main() -> None:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from mlplug import training
@@ -19,6 +19,7 @@ from mlplug.dataset import Dataset
 from mlplug.options import parse_options
 from mlplug.plugins import get_plugins
 from mlplug.registry import DatasetRef, ModelVersion, Registry, open_registry
+from mlplug.reporting import REPORT_FILE, publish_artifacts, training_report
 from mlplug.settings import get_settings
 from mlplug.task import TaskType
 from mlplug.tuning import TuneResult, tune_task
@@ -139,6 +140,11 @@ def train(
         )
         value = task_type.business_value(parts.holdout, holdout_proba, holdout_metrics)
         champ = training.score_champion(task_type, registry, champion, parts.holdout)
+        champ_value = (
+            task_type.business_value(parts.holdout, champ.proba, champ.metrics)
+            if champ.proba is not None and champ.metrics is not None
+            else None
+        )
     champ_version, champ_metrics = champ.version, champ.metrics
     with timings.measure("explain"):
         explanation = task_type.explain(winner.model, parts.holdout, rows=200)
@@ -166,13 +172,38 @@ def train(
                 },
             }
         ),
-        "business_value.json": training.dumps(training.value_json(value)),
-        "explanation.json": training.dumps(explanation),
+        "business_value.json": training.dumps(
+            {
+                **training.value_json(value),
+                "champion": training.value_json(champ_value) if champ_value else None,
+            }
+        ),
+        "explanation.json": training.dumps(asdict(explanation)),
         "trials.json": training.dumps(tuned.to_dict() if tuned else {"trials": []}),
         "predictions.parquet": training.predictions_table(
             parts.holdout, {"registered": holdout_proba, other.kind: other_proba, "champion": champ.proba}
         ),
     }
+    with timings.measure("report"):
+        report = training_report(
+            task_type=task_type,
+            dataset=dataset,
+            split=parts,
+            registered=winner,
+            other=other,
+            holdout_metrics=holdout_metrics,
+            other_metrics=other_metrics,
+            champion=champ,
+            business_value=value,
+            explanation=explanation,
+            tuned=tuned,
+            predictions=artifacts["predictions.parquet"],
+            registry=registry,
+            dataset_hash=ref.hash,
+            selection=choice,
+            decision=decision.reason,
+        )
+    artifacts[REPORT_FILE] = report.html.encode("utf-8")
     with timings.measure("register"):
         version = register(registry, task_type, winner, ref, parts, artifacts, info)
 
@@ -200,50 +231,8 @@ def train(
         "trials": len(tuned.trials) if tuned else 0,
         "timings": timings.seconds,
     }
-    _publish_artifacts(task, summary, holdout_metrics.values, other_metrics.values, champ_metrics, tuned)
+    report_uri = registry.store.uri(f"{task}/models/{version.version}/{REPORT_FILE}")
+    summary["report"] = report_uri
+    publish_artifacts(report, key=task.replace("_", "-"), link=report_uri)
     log.info("%s v%d registered; %s", task, version.version, reason)
     return summary
-
-
-def _publish_artifacts(task, summary, metrics, other, champion, tuned) -> None:  # type: ignore[no-untyped-def]
-    key = task.replace("_", "-")
-    rows = [
-        {
-            "metric": name,
-            "registered": round(v, 4),
-            "other candidate": round(other.get(name, float("nan")), 4),
-            "champion": round(champion.values[name], 4) if champion and name in champion.values else None,
-        }
-        for name, v in metrics.items()
-    ]
-    create_table_artifact(key=f"{key}-metrics", table=rows, description=f"{task} holdout metrics")
-    if tuned:
-        create_table_artifact(
-            key=f"{key}-trials",
-            table=[
-                {
-                    "trial": t.trial_id,
-                    "score": t.score,
-                    "steps": t.steps,
-                    "seconds": round(t.seconds, 1),
-                    "stopped early": t.stopped_early,
-                    **t.params,
-                }
-                for t in tuned.trials
-            ],
-            description=f"{task} Ray Tune trials",
-        )
-    primary = summary["primary_metric"]
-    create_markdown_artifact(
-        key=f"{key}-train-summary",
-        markdown=(
-            f"# {task}: version {summary['version']} ({summary['kind']})\n\n"
-            f"- {primary}: **{metrics[primary]:.4f}** on the holdout\n"
-            f"- promoted: **{'yes' if summary['promoted'] else 'no'}** — {summary['reason']}\n"
-            f"- selection: {summary['selection']}\n"
-            f"- business value: {summary['business_value']}\n"
-            f"- dataset `{summary['dataset'][:12]}`, {summary['trials']} tuning trials\n"
-            f"- stored at `{summary['store']}`\n"
-        ),
-        description=f"{task} training summary",
-    )

@@ -15,6 +15,8 @@ import pluggy
 
 if TYPE_CHECKING:
     from mlplug.registry import AliasRecord, ModelVersion
+    from mlplug.reporting.section import ReportSection
+    from mlplug.serving.observe import TrafficObserverFactory
     from mlplug.storage.base import Store
     from mlplug.storage.factory import StoreFactory
     from mlplug.task import TaskType
@@ -41,6 +43,38 @@ def register_storage_backends(register: Callable[[str, StoreFactory], None]) -> 
     store for a URL such as ``scheme://bucket/prefix``. The builtin plugin registers
     ``file`` and ``s3``. A backend must honour create-only (``if_none_match``) and
     compare-and-swap (``if_match``) writes; :mod:`mlplug.testing.store_contract` checks it.
+    """
+
+
+@hookspec
+def register_report_sections(register: Callable[[ReportSection], None]) -> None:
+    """Contribute sections to the HTML reports of training, refit and monitor runs.
+
+    Call ``register(section)`` once per section, with an instance of a
+    :class:`mlplug.reporting.ReportSection` subclass (``name``, ``title``, ``order``,
+    ``applies_to`` and ``render(ctx) -> SectionOutput | None``). Names must be unique
+    across all plugins, as for ``register_tasks``. ``render`` receives every run of every
+    task: return ``None`` for runs the section has nothing to say about (check
+    ``ctx.task_type``). A section that raises is shown as an error box naming it; the rest
+    of the report still renders. The builtin sections are registered through this hook too.
+    """
+
+
+@hookspec
+def register_traffic_observers(register: Callable[[str, TrafficObserverFactory], None]) -> None:
+    """Contribute observers of the traffic that model servers (``mlplug serve``) answer.
+
+    Call ``register(name, factory)``. When a server starts, mlplug calls
+    ``factory(context)`` with a :class:`mlplug.serving.observe.ServingContext` (task name and
+    type, the model version loaded, its schema, the store); return a
+    :class:`~mlplug.serving.observe.TrafficObserver`, or ``None`` to stay out of this server.
+    Its ``observe(batch)`` receives every answered ``/predict`` request as a
+    :class:`~mlplug.serving.observe.TrafficBatch` (validated rows, probabilities, labels,
+    model version, timings) on a background thread, never on the request path: when
+    observers fall behind, the bounded queue drops batches and counts them in
+    ``mlplug_observer_dropped_total``. ``close()`` is called once at shutdown, after the
+    queue has drained. Names are unique across plugins. An exception in a factory leaves that
+    observer out; one in ``observe`` is logged and counted; neither reaches a client.
     """
 
 

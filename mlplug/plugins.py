@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pluggy
 
@@ -27,10 +27,14 @@ from mlplug.settings import Settings, get_settings
 from mlplug.storage.factory import StoreFactory
 from mlplug.task import TaskType
 
+if TYPE_CHECKING:
+    from mlplug.reporting.section import ReportSection
+    from mlplug.serving.observe import TrafficObserverFactory
+
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "mlplug"
-DEFAULT_PLUGINS: tuple[str, ...] = ("mlplug.builtin.storage",)
+DEFAULT_PLUGINS: tuple[str, ...] = ("mlplug.builtin.storage", "mlplug.builtin.report_sections")
 _TASK_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
@@ -168,6 +172,12 @@ class Plugins:
     def storage_backends(self) -> dict[str, Registration[StoreFactory]]:
         return self._collect("register_storage_backends", _check_backend)
 
+    def report_sections(self) -> dict[str, Registration[ReportSection]]:
+        return self._collect("register_report_sections", _check_section)
+
+    def traffic_observers(self) -> dict[str, Registration[TrafficObserverFactory]]:
+        return self._collect("register_traffic_observers", _check_observer)
+
     def infos(self) -> list[PluginInfo]:
         tasks_by_plugin: dict[str, list[str]] = {}
         for reg in self.tasks().values():
@@ -204,6 +214,28 @@ def _check_backend(plugin: str, scheme: Any, factory: Any) -> Registration[Store
     if not isinstance(scheme, str) or not scheme.isidentifier() or not callable(factory):
         raise TypeError("register() expects (scheme: str, factory: callable)")
     return Registration(scheme.lower(), factory, plugin)
+
+
+def _check_section(plugin: str, section: Any) -> Registration[ReportSection]:
+    # Imported here: the reporting package pulls in pandas and the registry, which plugin
+    # discovery does not need.
+    from mlplug.reporting.section import REPORT_KINDS, ReportSection
+
+    if not isinstance(section, ReportSection):
+        raise TypeError(f"register() expects a mlplug.reporting.ReportSection, got {type(section).__name__}")
+    name = getattr(section, "name", None)
+    if not isinstance(name, str) or not _TASK_NAME.match(name):
+        raise ValueError(f"report section name {name!r} must match {_TASK_NAME.pattern}")
+    unknown = set(section.applies_to) - REPORT_KINDS
+    if unknown:
+        raise ValueError(f"report section {name!r}: unknown report kinds {sorted(unknown)}")
+    return Registration(name, section, plugin)
+
+
+def _check_observer(plugin: str, name: Any, factory: Any) -> Registration[TrafficObserverFactory]:
+    if not isinstance(name, str) or not _TASK_NAME.match(name) or not callable(factory):
+        raise TypeError(f"register() expects (name: str matching {_TASK_NAME.pattern}, factory: callable)")
+    return Registration(name, factory, plugin)
 
 
 def _api_fence(plugin: object) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -39,6 +39,23 @@ class Model(Protocol):
     def save(self, path: Path) -> None:
         """Write every file the model needs into the existing directory ``path``."""
         ...
+
+
+@runtime_checkable
+class RowModel(Protocol):
+    """Optional fast path a :class:`Model` may add for serving: predict from plain rows.
+
+    The server validates each request against the version's schema and hands the model
+    rows, not a DataFrame: one list per record holding the feature values in
+    ``schema.feature_names`` order, normalised as :meth:`Schema.validate` would (numeric and
+    boolean as ``float``, NaN where a nullable number is missing; categorical and text as
+    ``str``, ``""`` where missing). Building a DataFrame costs more than predicting one row
+    with most models, so a model that can score rows directly should. It must return the
+    same probabilities as ``predict_proba`` on the equivalent frame; models without it are
+    served through a DataFrame built from the rows.
+    """
+
+    def predict_proba_rows(self, rows: Sequence[Sequence[Any]]) -> np.ndarray: ...
 
 
 class LoadOptions(BaseModel):

@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from mlplug.cli import models, plugins, report, run
+from mlplug.cli import k8s, models, plugins, report, run, serve
 from mlplug.errors import MlplugError
 
 app = typer.Typer(
@@ -25,8 +25,11 @@ app.command("predict")(run.predict)
 app.command("demo")(run.demo)
 app.command("report")(report.report)
 app.command("doctor")(report.doctor)
+app.command("serve")(serve.serve)
+app.command("loadtest")(serve.loadtest)
 app.add_typer(models.app, name="models")
 app.add_typer(models.datasets_app, name="datasets")
+app.add_typer(k8s.app, name="k8s")
 
 
 def main() -> None:

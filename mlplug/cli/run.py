@@ -79,6 +79,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     typer.echo(f"  {'promoted to champion' if summary['promoted'] else 'not promoted'}: {summary['reason']}")
     typer.echo(f"  business value: {summary['business_value']}")
     typer.echo(f"  artifacts: {summary['store']}")
+    typer.echo(f"  report: {summary['report']}")
 
 
 def predict(
@@ -101,8 +102,11 @@ def predict(
 def demo(
     trials: int | None = typer.Option(None, help="Override each task's demo trial count."),
     only: list[str] = typer.Option([], "--task", help="Limit to these task types."),
+    serve: bool = typer.Option(True, help="Then serve each champion briefly and load-test it."),
+    load_seconds: float = typer.Option(3.0, min=0.5, max=60.0, help="Seconds of load per served task."),
 ) -> None:
-    """Train every installed task type on its synthetic data with demo-sized settings."""
+    """Train every installed task type on its synthetic data with demo-sized settings, then
+    serve each champion on 127.0.0.1 and run a short load test against it."""
     from flows.train import train as train_flow
 
     tasks = get_plugins().tasks()
@@ -116,3 +120,33 @@ def demo(
         typer.secho(f"== {name}: training on synthetic data ({settings})", bold=True)
         summary = train_flow(task=name, **settings)
         _print_summary(summary)
+    if serve:
+        for name in names:
+            _serve_and_load(name, load_seconds)
+
+
+def _serve_and_load(task: str, seconds: float) -> None:
+    """``mlplug serve`` the champion with a one-off API key, load it, stop it (always)."""
+    import secrets
+    import tempfile
+
+    from mlplug.loadtest import LoadTestConfig, run_load_test, task_bodies
+    from mlplug.testing.servers import mlplug_server
+
+    key = secrets.token_urlsafe(24)
+    typer.secho(f"== {task}: serving the champion and loading it for {seconds:g} s", bold=True)
+    with (
+        tempfile.TemporaryDirectory(prefix="mlplug-demo-serve-") as tmp,
+        mlplug_server(
+            task, Path(tmp), env={"MLPLUG_API_KEYS": key}, args=("--log-level", "warning")
+        ) as server,
+    ):
+        config = LoadTestConfig(
+            url=f"{server.url}/predict",
+            concurrency=4,
+            duration=seconds,
+            warmup=0.5,
+            bodies=task_bodies(task, count=64),
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        typer.echo(run_load_test(config).summary())

@@ -19,6 +19,8 @@ def number(value: Any, digits: int = 4) -> str:
     """
     if value is None:
         return MISSING
+    if isinstance(value, str):  # already text (a formatted parameter, a label): keep it
+        return value
     if isinstance(value, bool | np.bool_):
         return "yes" if value else "no"
     if isinstance(value, int | np.integer):
@@ -95,6 +97,9 @@ def plain(value: Any) -> str:
         return value
     if isinstance(value, Sequence):
         return ", ".join(plain(v) for v in value) or MISSING
+    if isinstance(value, float | np.floating) and math.isfinite(value):
+        # Parameters as written (0.05, 2, 1e-05): rounding to report precision would hide them.
+        return f"{float(value):.6g}"
     return number(value)
 
 

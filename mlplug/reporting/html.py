@@ -98,7 +98,8 @@ def table(
         mark = ' class="hl"' if highlight is not None and highlight[i] else ""
         body.append(f"<tr{mark}>{''.join(cells)}</tr>")
     cap = f"<caption>{escape(caption)}</caption>" if caption else ""
-    return Html(f'<div class="scroll"><table>{cap}<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
+    table_html = f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return Html(f'<div class="scroll">{table_html}</div>')
 
 
 def figure(image: Html, caption: str | None = None) -> Html:
@@ -172,9 +173,7 @@ footer { padding: 1rem 2rem; color: var(--muted); font-size: .85rem; }
 """
 
 
-def document(
-    title: str, subtitle: Sequence[str], sections: Sequence[DocumentSection], footer: str
-) -> str:
+def document(title: str, subtitle: Sequence[str], sections: Sequence[DocumentSection], footer: str) -> str:
     """The whole report: header, table of contents, sections, footer."""
     nav = "".join(f'<a href="#{escape(s.anchor)}">{escape(s.title)}</a>' for s in sections)
     body = "\n".join(

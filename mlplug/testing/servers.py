@@ -1,4 +1,5 @@
-"""Real servers on loopback for tests and local runs: moto's S3 and a Prefect API.
+"""Real servers on loopback for tests and local runs: moto's S3, a Prefect API, and
+mlplug's own inference server (as a child process, or an app in a thread of this process).
 
 Each server runs as a child process with its state in a directory the caller owns, and is
 stopped (terminate, then kill) when its context exits.
@@ -165,3 +166,72 @@ def prefect_server(home: Path, port: int | None = None, timeout: float = 120) ->
         yield PrefectServer(api_url=api_url, home=home, env=prefect_env(home, api_url))
     finally:
         stop(proc, grace=20)
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+@contextlib.contextmanager
+def mlplug_server(
+    task: str,
+    state_dir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    port: int | None = None,
+    timeout: float = 90,
+) -> Iterator[RunningServer]:
+    """``mlplug serve TASK`` on 127.0.0.1 as a child process, ready when it yields.
+
+    ``env`` adds to the current environment (``MLPLUG_STORE``, ``MLPLUG_API_KEYS``, ...).
+    The server gets SIGTERM when the block exits, and is killed if it does not stop.
+    """
+    port = port or free_port()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log = state_dir / f"serve-{port}.log"
+    mlplug = Path(sys.executable).with_name("mlplug")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(mlplug), "serve", task, "--host", LOOPBACK, "--port", str(port), *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **OFFLINE_ENV, **(env or {})},
+        )
+    url = f"http://{LOOPBACK}:{port}"
+    try:
+        wait_http(f"{url}/readyz", proc, timeout=timeout, log=log)
+        yield RunningServer(url=url, proc=proc, log=log)
+    finally:
+        stop(proc, grace=30)
+
+
+@contextlib.contextmanager
+def app_in_thread(app: object, port: int | None = None, timeout: float = 30) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn in a thread of this process, on 127.0.0.1.
+
+    Unlike a child process, the app sees this process's plugin manager, so plugins that a
+    test registers take part. Yields the base URL; the server shuts down when the block exits.
+    """
+    import threading
+
+    import uvicorn
+
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning", lifespan="on"))  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"app on port {port} did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://{LOOPBACK}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)

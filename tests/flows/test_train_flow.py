@@ -100,4 +100,4 @@ def test_flow_run_is_recorded_on_the_prefect_server(toys, prefect_api) -> None:
             return await client.read_artifacts()
 
     keys = {a.key for a in asyncio.run(artifacts())}
-    assert {"toy-metrics", "toy-train-summary"} <= keys
+    assert {"toy-metrics", "toy-train-report", "toy-train-report-link"} <= keys

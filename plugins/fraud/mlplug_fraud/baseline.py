@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,13 @@ class BaselineFraudModel:
         where the ColumnTransformer takes ~10 ms even for one row.
         """
         logit = self._fitted_scorer().logit(X)
+        fraud = 1.0 / (1.0 + np.exp(-logit))
+        return np.column_stack([1.0 - fraud, fraud])
+
+    def predict_proba_rows(self, rows: Sequence[Sequence[Any]]) -> np.ndarray:
+        """``predict_proba`` for plain rows in ``self.features`` order (``mlplug.task.RowModel``):
+        the served baseline skips building a DataFrame per request."""
+        logit = self._fitted_scorer().logit_rows(rows)
         fraud = 1.0 / (1.0 + np.exp(-logit))
         return np.column_stack([1.0 - fraud, fraud])
 
@@ -234,6 +242,27 @@ class _LinearScorer:
 
     def logit(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
         return self.intercept + self.contributions(X).sum(axis=1)
+
+    def logit_rows(self, rows: Sequence[Sequence[Any]]) -> np.ndarray:
+        """:meth:`logit` for rows holding the features in order (validated: floats and str)."""
+        logit = np.full(len(rows), self.intercept)
+        if self.numeric:
+            values = np.array([[row[i] for i in self.numeric_index] for row in rows], dtype=np.float64)
+            values = np.where(np.isnan(values), self.fill, values)
+            logit += ((values - self.mean) / self.scale * self.weight).sum(axis=1)
+        for position, (table, unseen) in self.table_positions:
+            logit += np.fromiter(
+                (table.get(row[position], unseen) for row in rows), dtype=np.float64, count=len(rows)
+            )
+        return logit
+
+    @cached_property
+    def numeric_index(self) -> list[int]:
+        return self.numeric_pos.tolist()
+
+    @cached_property
+    def table_positions(self) -> list[tuple[int, tuple[dict[str, float], float]]]:
+        return [(self.features.index(name), entry) for name, entry in self.tables.items()]
 
 
 def _step(position: int) -> str:

@@ -34,9 +34,7 @@ def fraud_probabilities(data: Dataset, proba: np.ndarray) -> np.ndarray:
     return proba[:, 1]
 
 
-def evaluate(
-    data: Dataset, proba: np.ndarray, costs: CostModel, threshold: float | None = None
-) -> Metrics:
+def evaluate(data: Dataset, proba: np.ndarray, costs: CostModel, threshold: float | None = None) -> Metrics:
     """PR-AUC (primary), ROC-AUC, recall at 1% FPR, and threshold metrics; see module doc.
 
     ``threshold`` given (chosen on validation data) is applied as is; otherwise the

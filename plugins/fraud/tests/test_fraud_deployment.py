@@ -23,9 +23,7 @@ pytestmark = pytest.mark.slow
 
 
 def _prefect(env: dict[str, str], *args: str, timeout: float = 120) -> str:
-    out = subprocess.run(
-        [PREFECT, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    out = subprocess.run([PREFECT, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, f"prefect {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}"
     return out.stdout
 

@@ -1,0 +1,60 @@
+"""Settings of the inference server: one validated class, read from the environment when asked.
+
+``mlplug serve`` sets the variables from its options, so the server reads its settings the
+same way whether it was started from the CLI, by uvicorn's ``--factory`` with several
+workers, or in a Kubernetes pod whose ConfigMap provides them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServeSettings(BaseSettings):
+    """Environment variables prefixed ``MLPLUG_`` (``MLPLUG_TASK``, ``MLPLUG_API_KEYS``, ...)."""
+
+    model_config = SettingsConfigDict(env_prefix="MLPLUG_", extra="ignore")
+
+    #: Task type to serve; one listed by ``mlplug tasks``.
+    task: str = ""
+    #: Alias (``champion``), ``latest`` or a version number. An alias is followed: when it
+    #: moves, the server loads the new version and swaps it in.
+    model: str = "champion"
+    #: Store URL; empty means ``MLPLUG_STORE`` as read by :class:`mlplug.settings.Settings`.
+    store: str = ""
+    #: Comma-separated API keys. Never logged; compared in constant time.
+    api_keys: SecretStr = SecretStr("")
+    #: A file of keys, or a directory of them (a mounted Kubernetes Secret: one file per
+    #: key). Re-read on every reload poll, so a rotated Secret takes effect without a restart.
+    api_keys_file: Path | None = None
+    #: Serve without API keys. Needed explicitly; the server logs a warning.
+    insecure: bool = False
+    #: Largest request body in bytes; larger ones get 413.
+    max_body_bytes: int = Field(default=1_000_000, ge=1_024)
+    #: Most records in one /predict request; more get 422.
+    max_batch: int = Field(default=1_000, ge=1)
+    #: Most records in one /explain request (attributions cost far more than predictions).
+    max_explain_rows: int = Field(default=50, ge=1)
+    #: Concurrent /explain requests; more get 429 so that explanations cannot starve predictions.
+    explain_concurrency: int = Field(default=1, ge=1)
+    #: Seconds between polls of the alias (and of the API key file). 0 disables reloading.
+    reload_interval: float = Field(default=30.0, ge=0.0)
+    #: Seconds that in-flight requests get to finish after SIGTERM.
+    graceful_timeout: float = Field(default=20.0, ge=0.0)
+    #: Requests waiting for traffic observers before new ones are dropped (and counted).
+    observe_queue: int = Field(default=10_000, ge=1)
+    #: FastAPI's OpenTelemetry spans and metrics (for a configured OTel provider).
+    otel: bool = False
+
+    @field_validator("task")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+
+def get_serve_settings(**overrides: object) -> ServeSettings:
+    """Read the settings now (never cached); ``overrides`` win over the environment."""
+    return ServeSettings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,169 @@
+"""The seam for observing served traffic off the request path.
+
+Plugins contribute observers through the ``register_traffic_observers`` hook (a monitoring
+plugin tracks every request into whylogs profiles from here). The request handler only
+puts a :class:`TrafficBatch` into a bounded queue and returns; one background thread hands
+batches to the observers. A slow or failing observer therefore never delays or fails a
+prediction: when the queue is full, batches are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from mlplug.registry import ModelVersion
+    from mlplug.schema import Schema
+    from mlplug.serving.metrics import ServingMetrics
+    from mlplug.storage.base import Store
+    from mlplug.task import TaskType
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServingContext:
+    """What an observer factory learns about the server it is asked to join."""
+
+    task: str
+    task_type: TaskType
+    #: The version loaded at start; batches carry the version that answered them, which
+    #: changes when the alias moves.
+    version: ModelVersion
+    schema: Schema
+    store: Store
+
+
+@dataclass(frozen=True)
+class TrafficBatch:
+    """One answered /predict request."""
+
+    task: str
+    version: int
+    #: Feature names, the order of the values in each row.
+    features: tuple[str, ...]
+    #: Validated rows, normalised as ``Schema.validate`` would (see ``mlplug.task.RowModel``).
+    rows: list[list[Any]]
+    #: Shape (rows, classes), columns in ``schema.classes`` order.
+    proba: np.ndarray
+    predictions: list[str]
+    #: Unix time when the request arrived, and how long predicting it took.
+    received_at: float
+    latency_seconds: float
+
+
+@runtime_checkable
+class TrafficObserver(Protocol):
+    def observe(self, batch: TrafficBatch) -> None:
+        """Called on the observer thread for every batch, in arrival order."""
+        ...
+
+    def close(self) -> None:
+        """Called once at shutdown, after the queue has drained: flush what is buffered."""
+        ...
+
+
+#: ``factory(context)`` returns an observer for this server, or ``None`` to stay out.
+TrafficObserverFactory = Callable[[ServingContext], "TrafficObserver | None"]
+
+_STOP = object()
+
+
+class TrafficTap:
+    """A bounded queue in front of the observers, drained by one daemon thread."""
+
+    def __init__(
+        self, observers: Mapping[str, TrafficObserver], metrics: ServingMetrics, maxsize: int = 10_000
+    ) -> None:
+        self.observers = dict(observers)
+        self.enabled = bool(self.observers)
+        self._metrics = metrics
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
+        self._thread: threading.Thread | None = None
+        self._last_error_log: dict[str, float] = {}
+
+    def submit(self, batch: TrafficBatch) -> None:
+        """Never blocks: a full queue drops the batch and counts it."""
+        try:
+            self._queue.put_nowait(batch)
+        except queue.Full:
+            self._metrics.observer_dropped.inc()
+
+    def start(self) -> None:
+        if self.enabled and self._thread is None:
+            self._thread = threading.Thread(target=self._drain, name="mlplug-traffic-observers", daemon=True)
+            self._thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Let the thread empty the queue (up to ``timeout`` seconds), then close observers."""
+        if self._thread is not None:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    self._queue.put(_STOP, timeout=0.1)
+                    break
+                except queue.Full:
+                    if time.monotonic() > deadline:
+                        break
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+            if self._thread.is_alive():
+                log.warning(
+                    "traffic observers did not drain within %.0f s; %d batches lost",
+                    timeout,
+                    self._queue.qsize(),
+                )
+            self._thread = None
+        for name, observer in self.observers.items():
+            try:
+                observer.close()
+            except Exception:
+                log.exception("traffic observer %r failed to close", name)
+
+    def _drain(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is _STOP:
+                return
+            for name, observer in self.observers.items():
+                try:
+                    observer.observe(batch)
+                except Exception:
+                    self._metrics.observer_errors.labels(name).inc()
+                    now = time.monotonic()
+                    if now - self._last_error_log.get(name, -1e9) > 60:  # one log line a minute
+                        self._last_error_log[name] = now
+                        log.exception("traffic observer %r failed (logged at most once a minute)", name)
+
+
+def create_observers(
+    factories: Mapping[str, TrafficObserverFactory], context: ServingContext
+) -> dict[str, TrafficObserver]:
+    """Ask every registered factory for an observer; one that fails is logged and left out."""
+    observers: dict[str, TrafficObserver] = {}
+    for name, factory in factories.items():
+        try:
+            observer = factory(context)
+        except Exception:
+            log.exception("traffic observer %r could not be created; serving without it", name)
+            continue
+        if observer is None:
+            continue
+        if not isinstance(observer, TrafficObserver):
+            log.error(
+                "traffic observer %r: factory returned %s, not a TrafficObserver",
+                name,
+                type(observer).__name__,
+            )
+            continue
+        observers[name] = observer
+    if observers:
+        log.info("traffic observers: %s", ", ".join(sorted(observers)))
+    return observers

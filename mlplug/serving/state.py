@@ -1,0 +1,35 @@
+"""Everything one server instance holds, passed to the routes as one typed object."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from mlplug.serving.auth import ApiKeys
+from mlplug.serving.config import ServeSettings
+from mlplug.serving.lifecycle import Lifecycle
+from mlplug.serving.metrics import ServingMetrics
+from mlplug.serving.model_holder import ModelHolder
+from mlplug.serving.observe import TrafficTap
+from mlplug.serving.schemas import RequestContract
+from mlplug.task import TaskType
+
+
+@dataclass
+class ServingState:
+    settings: ServeSettings
+    task: TaskType
+    holder: ModelHolder
+    contract: RequestContract
+    keys: ApiKeys
+    metrics: ServingMetrics
+    tap: TrafficTap
+    lifecycle: Lifecycle
+    explain_slots: threading.BoundedSemaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.explain_slots = threading.BoundedSemaphore(self.settings.explain_concurrency)
+
+    @property
+    def ready(self) -> bool:
+        return self.holder.loaded and not self.lifecycle.draining

@@ -1,0 +1,136 @@
+"""Report contexts built in memory, without Prefect or a store, for fast section tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mlplug import training
+from mlplug.dataset import Dataset
+from mlplug.plugins import new_plugins
+from mlplug.reporting import ReportContext
+from mlplug.reporting.doctor import PipCheck
+from mlplug.schema import Column, Role, Schema
+from mlplug.task import BusinessValue, Explanation, Metrics
+from mlplug.tuning import Trial, TuneResult
+from tests.toy_task import ToyTask
+
+PIP_OK = PipCheck(True)  # pip check is tested on its own; sections need not run it each time
+
+
+class NoisyToyModel:
+    """A toy model whose probabilities follow the feature, so curves are not degenerate."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = scale
+
+    def fit(self, train, valid=None, progress=None) -> None:
+        pass
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        p = 1 / (1 + np.exp(-self.scale * X["x"].to_numpy()))
+        return np.column_stack([1 - p, p])
+
+    def save(self, path) -> None:
+        (path / "scale.txt").write_text(repr(self.scale))
+
+
+def toy_context(rows: int = 600, *, trials: int = 3, champion: bool = True) -> ReportContext:
+    """A binary run of ToyTask with a real split, two candidates, a champion and trials.
+
+    The plugin list is that of a builtin-only manager, so installed plugins stay out.
+    """
+    task = ToyTask("toy")
+    data = task.synthesize(rows, seed=3)
+    parts = training.split(data, seed=0)
+    model = training.Candidate("model", NoisyToyModel(2.0), {"scale": 2.0}, _eval(task, parts.valid, 2.0))
+    baseline = training.Candidate("baseline", NoisyToyModel(0.3), {}, _eval(task, parts.valid, 0.3))
+    p_model = model.model.predict_proba(parts.holdout.X)
+    p_base = baseline.model.predict_proba(parts.holdout.X)
+    p_champ = NoisyToyModel(1.0).predict_proba(parts.holdout.X)
+    holdout = _with_threshold(task.evaluate(parts.holdout, p_model), 0.4)
+    champ = training.ChampionScore(None, task.evaluate(parts.holdout, p_champ), p_champ, "champion v1")
+    tuned = (
+        TuneResult(
+            best_params={"scale": 2.0},
+            best_score=0.81,
+            trials=[
+                Trial(f"t{i}", {"scale": s, "depth": i + 2}, score, 3, 1.5 + i, early)
+                for i, (s, score, early) in enumerate(
+                    [(0.5, 0.7, True), (2.0, 0.81, False), (1.0, 0.77, False), (3.0, 0.65, True)][:trials]
+                )
+            ],
+            seconds=9.5,
+        )
+        if trials
+        else None
+    )
+    ctx = ReportContext.from_training(
+        task_type=task,
+        dataset=data,
+        split=parts,
+        registered=model,
+        other=baseline,
+        holdout_metrics=holdout,
+        other_metrics=task.evaluate(parts.holdout, p_base),
+        champion=champ if champion else training.ChampionScore(None, None, None, "no champion yet"),
+        business_value=BusinessValue(
+            value=1234.5, unit="EUR", no_model_value=200.0, summary="saves money", details={"review_fee": 2.5}
+        ),
+        explanation=Explanation(
+            kind="toy_gradient",
+            global_importance={"x": 0.8, "bias": -0.1},
+            per_row=[{"x": 0.5, "bias": -0.2}],
+        ),
+        tuned=tuned,
+        predictions=training.predictions_table(
+            parts.holdout,
+            {"registered": p_model, "baseline": p_base, "champion": p_champ if champion else None},
+        ),
+        dataset_hash=data.content_hash(),
+        selection="the main model won on validation",
+        decision="accuracy beats the champion",
+        pip_check=PIP_OK,
+        plugins=new_plugins(load_entry_points=False),
+    )
+    if champion:
+        ctx.champion_version = 1
+    return ctx
+
+
+def _eval(task: ToyTask, data: Dataset, scale: float) -> Metrics:
+    return task.evaluate(data, NoisyToyModel(scale).predict_proba(data.X))
+
+
+def _with_threshold(m: Metrics, threshold: float) -> Metrics:
+    return Metrics(m.values, m.primary, m.higher_is_better, threshold, m.details)
+
+
+def text_dataset() -> Dataset:
+    """Three classes, a text column (with markup that must be escaped), a category, a number."""
+    schema = Schema(
+        features=(
+            Column("transcript", Role.TEXT),
+            Column("channel", Role.CATEGORICAL),
+            Column("minutes", Role.NUMERIC),
+        ),
+        target="outcome",
+        classes=("solved", "escalated", "dropped"),
+    )
+    texts = [
+        "thanks the issue is solved",
+        "please escalate this to a manager now",
+        "<script>alert(1)</script> hello?",
+        "solved solved quickly",
+        "customer hung up",
+        "",
+    ]
+    frame = pd.DataFrame(
+        {
+            "transcript": texts * 5,
+            "channel": ["chat", "phone", "chat", "mail", "phone", None] * 5,
+            "minutes": [3.0, 12.5, 1.0, 2.0, 0.5, None] * 5,
+            "outcome": ["solved", "escalated", "dropped", "solved", "dropped", "escalated"] * 5,
+        }
+    )
+    return Dataset(schema.validate(frame, "hand-made"), schema, "hand-made")
