@@ -18,6 +18,7 @@ from mlplug.errors import DataError
 from mlplug.plugins import new_plugins, use_plugins
 from mlplug.registry import open_registry
 from mlplug.testing import check_task
+from tests.reporting.htmlcheck import parse
 
 pytestmark = pytest.mark.slow
 
@@ -50,6 +51,18 @@ def test_train_with_tuning_registers_and_promotes(any_store, fraud_only, tmp_pat
     assert mv.threshold is not None
     assert registry.store.url.startswith(("file://", "s3://"))
     assert summary["store"].startswith(registry.store.url)
+
+    # The report stored with the version has every section, with real values and images.
+    report = parse(registry.artifact("fraud", 1, "report.html").decode())
+    assert report.problems() == []
+    for section in ("data", "performance", "experiments", "business", "environment"):
+        assert f"section-{section}" in report.ids
+        assert report.section_text[section].strip()
+    assert report.section_images["data"] >= 3 and report.section_images["performance"] >= 6
+    assert "pr_auc" in report.section_text["performance"]
+    assert "amount" in report.section_text["performance"]  # SHAP global importance lists features
+    assert "USD" in report.section_text["business"]
+    assert len([t for t in trials if t["params"]]) == 2
 
     # Batch scoring of unlabelled rows keeps ids and gives one probability per row.
     rows = FraudTask().synthesize(50, seed=99).frame.drop(columns=["is_fraud"])
