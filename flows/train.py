@@ -43,7 +43,12 @@ def version_dataset(registry: Registry, task_name: str, dataset: Dataset) -> Dat
 
 @task(cache_policy=NO_CACHE, log_prints=False)  # Ray Tune prints progress tables
 def tune(
-    task_type: TaskType, parts: training.Split, trials: int, seed: int, cpus: int | None
+    task_type: TaskType,
+    parts: training.Split,
+    trials: int,
+    seed: int,
+    cpus: int | None,
+    fixed: dict[str, Any] | None,
 ) -> TuneResult | None:
     if trials <= 0:
         return None
@@ -51,7 +56,14 @@ def tune(
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=scratch) as workdir:
         return tune_task(
-            task_type, parts.train, parts.valid, trials=trials, workdir=Path(workdir), seed=seed, cpus=cpus
+            task_type,
+            parts.train,
+            parts.valid,
+            trials=trials,
+            workdir=Path(workdir),
+            seed=seed,
+            cpus=cpus,
+            fixed=fixed,
         )
 
 
@@ -90,6 +102,7 @@ def train(
     task: str,
     data: str | None = None,
     options: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
     trials: int = 8,
     rows: int = 20_000,
     seed: int = 0,
@@ -101,7 +114,8 @@ def train(
     store: str | None = None,
 ) -> dict[str, Any]:
     """Train ``task`` on ``data`` (a URL; empty: the task's synthetic generator with ``rows``,
-    ``seed`` and ``drift``), tune with ``trials`` Ray Tune trials (0: default parameters),
+    ``seed`` and ``drift``), tune with ``trials`` Ray Tune trials (0: default parameters;
+    ``params`` pins some parameters, e.g. a smaller pretrained model, in both cases),
     register the better of model and baseline, and promote it to champion if it beats the
     current champion on the same holdout by more than ``min_delta``."""
     log = get_run_logger()
@@ -120,10 +134,10 @@ def train(
     champion = registry.alias(task)  # read once; promotion is a CAS against this record
 
     with timings.measure("tune"):
-        tuned = tune(task_type, parts, trials, seed, cpus)
-    params = dict(tuned.best_params) if tuned else task_type.default_params()
+        tuned = tune(task_type, parts, trials, seed, cpus, params)
+    chosen = dict(tuned.best_params) if tuned else {**task_type.default_params(), **(params or {})}
     with timings.measure("fit"):
-        model = fit(task_type, "model", parts, params)
+        model = fit(task_type, "model", parts, chosen)
         baseline = fit(task_type, "baseline", parts, {})
     winner, choice = training.choose(model, baseline)
     log.info(choice)

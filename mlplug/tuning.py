@@ -71,8 +71,11 @@ def tune_task(
     seed: int = 0,
     cpus: int | None = None,
     ray_address: str | None = None,
+    fixed: dict[str, Any] | None = None,
 ) -> TuneResult:
-    """Run ``trials`` ASHA trials over the task's search space; return every trial."""
+    """Run ``trials`` ASHA trials over the task's search space; return every trial.
+
+    ``fixed`` pins parameters to given values (they are not searched)."""
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -100,7 +103,7 @@ def tune_task(
             grace_period=space.grace_steps,
             reduction_factor=3,
         )
-        params = dict(space.params)
+        params = {**space.params, **(fixed or {})}
         params.setdefault("seed", seed)
         tuner = tune.Tuner(
             trainable,

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 import mlplug
 from mlplug.cli import app
-from mlplug.cli.run import extra_options
+from mlplug.cli.run import extra_options, parse_params
 from mlplug.errors import MlplugError
 from mlplug.registry import Registry
 from mlplug.task import Metrics
@@ -115,3 +115,14 @@ def test_extra_options_parsing() -> None:
     }
     with pytest.raises(MlplugError, match="unexpected argument 'stray'"):
         extra_options(["stray"])
+
+
+def test_param_parsing() -> None:
+    assert parse_params(["depth=4", "name=tiny", "lr=0.1", "flag=true"]) == {
+        "depth": 4,
+        "name": "tiny",
+        "lr": 0.1,
+        "flag": True,
+    }
+    with pytest.raises(MlplugError, match="expected NAME=VALUE"):
+        parse_params(["depth"])

@@ -35,11 +35,28 @@ def extra_options(args: list[str]) -> dict[str, Any]:
     return options
 
 
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``["depth=4", "name=tiny"]`` -> ``{"depth": 4, "name": "tiny"}``."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name.strip():
+            raise MlplugError(f"--param {pair!r}: expected NAME=VALUE")
+        try:
+            params[name.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[name.strip()] = raw
+    return params
+
+
 def train(
     ctx: typer.Context,
     task: str = typer.Argument(..., help="Task type, e.g. one listed by `mlplug tasks`."),
     data: str | None = typer.Option(None, help="Data URL (path, file://, s3://). Default: synthetic."),
     trials: int = typer.Option(8, help="Ray Tune trials; 0 uses default parameters."),
+    param: list[str] = typer.Option(
+        [], "--param", help="Pin a model parameter, NAME=VALUE (JSON values allowed); repeatable."
+    ),
     rows: int = typer.Option(20_000, help="Rows of synthetic data when --data is not given."),
     seed: int = typer.Option(0),
     drift: float = typer.Option(0.0, help="Drift of the synthetic data, 0..1."),
@@ -57,6 +74,7 @@ def train(
         task=task,
         data=data,
         options=extra_options(ctx.args),
+        params=parse_params(param),
         trials=trials,
         rows=rows,
         seed=seed,

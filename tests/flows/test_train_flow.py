@@ -101,3 +101,9 @@ def test_flow_run_is_recorded_on_the_prefect_server(toys, prefect_api) -> None:
 
     keys = {a.key for a in asyncio.run(artifacts())}
     assert {"toy-metrics", "toy-train-report", "toy-train-report-link"} <= keys
+
+
+def test_pinned_params_reach_the_model(toys) -> None:
+    summary = train(task="toy", trials=0, rows=300, params={"rate": 0.25, "extra": "x"})
+    assert summary["kind"] == "model"  # ties go to the main model
+    assert toys.model("toy", summary["version"]).params == {"rate": 0.25, "extra": "x"}
