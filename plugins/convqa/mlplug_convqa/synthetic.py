@@ -68,14 +68,14 @@ ISSUES: dict[str, tuple[str, ...]] = {
     "billing": (
         "I was charged twice for my {product} this month.",
         "there's a charge on my {product} bill I don't recognise.",
-        "my {product} bill is way higher than it should be.",
+        "my {product} bill is way too high.",
         "why did my {product} payment go up?",
     ),
     "cancel": (
         "I want to cancel my {product}.",
-        "please close my {product}, I don't need it anymore.",
+        "please close my {product}.",
         "how do I end my {product} contract?",
-        "I'd like to stop my {product} at the end of the month.",
+        "I'd like to stop my {product} at month end.",
     ),
     "fault": (
         "{fault}.",
@@ -84,13 +84,13 @@ ISSUES: dict[str, tuple[str, ...]] = {
         "{fault} and I need it fixed.",
     ),
     "address": (
-        "I moved house and need to update the address on my {product}.",
+        "I moved, please update the address on my {product}.",
         "can you change the address on my {product}?",
         "my {product} letters still go to my old address.",
     ),
     "refund": (
-        "I was promised a refund on my {product} and never got it.",
-        "I cancelled an add-on to my {product} but wasn't refunded.",
+        "I never got the refund on my {product}.",
+        "I cancelled a {product} add-on but got no refund.",
         "where is the refund for my {product}?",
     ),
     "upgrade": (
@@ -100,21 +100,21 @@ ISSUES: dict[str, tuple[str, ...]] = {
     ),
 }
 ACTIONS: dict[str, tuple[str, ...]] = {
-    "billing": ("I've reversed the duplicate charge.", "I've raised a billing correction for that charge."),
+    "billing": ("I've reversed the duplicate charge.", "I've raised a billing correction."),
     "cancel": ("I've submitted the cancellation for you.", "I've set the {product} to close at month end."),
     "fault": (
-        "let's restart the {device} and I'll reset it from our side.",
+        "let's restart the {device}, I'll reset it too.",
         "I've pushed a reset to the {device}.",
     ),
     "address": ("I've updated the address on file.", "the new address is saved now."),
-    "refund": ("I've reissued the refund.", "I've chased the refund with the payments team."),
+    "refund": ("I've reissued the refund.", "I've chased the refund."),
     "upgrade": ("I've moved you to the premium option.", "the upgrade is applied from today."),
 }
 # What the agent did; a recap says it whether or not it solved the problem.
 RECAPS: dict[str, tuple[str, ...]] = {
     "billing": ("we looked at the charge on your {product}", "I raised a correction for the extra charge"),
     "cancel": ("we went through cancelling your {product}", "I submitted the cancellation"),
-    "fault": ("we reset your {device}", "we went through the {device} fault together"),
+    "fault": ("we reset your {device}", "we went through the {device} fault"),
     "address": ("we updated your address", "we checked the address on your {product}"),
     "refund": ("we chased the refund", "I reissued the refund on your {product}"),
     "upgrade": ("we looked at the premium option", "I requested the upgrade"),
@@ -141,112 +141,88 @@ ACKS = (
 CUSTOMER_OPENERS = ("hi,", "hello,", "hey,", "hi there,", "good morning,")
 
 EMPATHY = (
-    "I'm so sorry, I understand how frustrating it is.",
-    "I completely understand, that must be annoying.",
-    "Sorry about that, I can see why you're upset.",
+    "So sorry, I know that's frustrating.",
+    "I understand, that must be annoying.",
+    "Sorry, I can see why you're upset.",
     "That sounds stressful, I'm sorry.",
 )
 # (question, answer) pairs for the identity check that policy allows
 VERIFICATIONS = (
-    ("To verify you I'll need the last four digits of your card.", "sure, it's {digits4}."),
-    ("Can you confirm your date of birth?", "it's {dob}."),
-    ("For security, what's the email on the account?", "{email}"),
-    ("Could you confirm the last four digits of the card on file?", "{digits4}."),
+    ("Can I have the last four digits of your card?", "sure, {digits4}."),
+    ("Can you confirm your date of birth?", "{dob}."),
+    ("What's the email on the account?", "{email}"),
+    ("Please confirm the last four digits of the card.", "{digits4}."),
 )
 SECRETS = ("full card number", "online banking password", "card PIN", "password")
 SECRET_ASKS = (
     "To verify you I'll need your {secret}.",
-    "Can you read out your {secret} for me?",
-    "Could you type your {secret} in the chat?",
-    "What's your {secret}? I need it to check.",
+    "Can you read out your {secret}?",
+    "Please type your {secret} here.",
+    "What's your {secret}?",
 )
-DRIFT_SECRET_ASKS = (
-    "Just pop your {secret} in here and I'll sort it.",
-    "Mind sharing your {secret} quickly?",
-)
-SECRET_REPLIES = (
-    "ok, it's {secret_value}.",
-    "um, is that safe? ok, it's {secret_value}.",
-    "I'd rather not share that.",
-)
+DRIFT_SECRET_ASKS = ("Just pop your {secret} in here.", "Mind sharing your {secret}?")
+SECRET_REPLIES = ("ok, {secret_value}.", "is that safe? ok, {secret_value}.", "I'd rather not.")
 WARNINGS = (
-    "Quick reminder, we will never ask for your {secret}.",
-    "Please never share your {secret} with anyone, including me.",
-    "For your security, don't read out your {secret}, the last four digits are enough.",
+    "Reminder: we never ask for your {secret}.",
+    "Never share your {secret}, even with me.",
+    "Please don't read out your {secret}.",
 )
-CUSTOMER_OFFERS = (
-    "do you need my {secret} too?",
-    "should I give you my {secret}?",
-    "want me to read out my {secret}?",
-)
+CUSTOMER_OFFERS = ("need my {secret} too?", "should I give you my {secret}?", "want my {secret}?")
 OFFER_REFUSED = (
     "No, please don't read out your {secret}.",
-    "No, never give me your {secret}, what you gave me is enough.",
+    "No, never give me your {secret}.",
     "Please don't type your {secret} here.",
 )
 OFFER_ACCEPTED = (
     "Yes, go ahead and read out your {secret}.",
-    "Sure, give me your {secret} and I'll check.",
+    "Sure, give me your {secret}.",
     "Yes please, type your {secret} here.",
 )
 FORBIDDEN_PROMISES = (
-    "I can guarantee you'll get a full refund today.",
-    "I promise the fee will be waived permanently.",
-    "I can promise you'll never be charged for this again.",
+    "I guarantee a full refund today.",
+    "I promise the fee is waived for good.",
+    "I promise you'll never be charged again.",
 )
 ALLOWED_PROMISES = (
-    "I can't guarantee you'll get a full refund, but I've raised a request.",
-    "I can't promise the fee will be waived, the billing team decides.",
-    "I won't promise you'll never be charged again, but I've flagged it.",
+    "I can't guarantee a full refund, but I've asked.",
+    "I can't promise the fee is waived.",
+    "I won't promise you'll never be charged again.",
 )
 RESOLVED = (
     "ok, that fixed it, thanks.",
-    "great, it's working now.",
-    "perfect, I can see it's sorted.",
-    "yes, that's done, thank you.",
+    "great, it works now.",
+    "perfect, it's sorted.",
+    "yes, that's done, thanks.",
 )
 UNRESOLVED = (
     "no, it still isn't working.",
     "that didn't fix anything.",
-    "nothing has changed on my end.",
-    "it's still wrong, I can see it right here.",
+    "nothing has changed.",
+    "it's still wrong.",
 )
 DRIFT_RESOLVED = ("yep that did the trick.", "all good now cheers.")
-DRIFT_UNRESOLVED = ("nope same problem as before.", "it's still playing up.")
+DRIFT_UNRESOLVED = ("nope same problem.", "it's still playing up.")
 REVERSAL_BRIDGES = ("hold on,", "actually,", "wait,", "hmm,")
-GLAD = ("Great, glad to hear it.", "Good, that's what I like to hear.", "Excellent.")
-RETRY = ("OK, let me try something else.", "Let me check again.", "Give me a second, I'll look again.")
+GLAD = ("Great, glad to hear it.", "Good to hear.", "Excellent.")
+RETRY = ("Let me try something else.", "Let me check again.", "One sec, I'll look again.")
 ANGER = (
-    "this is ridiculous, I've been waiting for weeks!",
+    "this is ridiculous!",
     "I'm really angry about this.",
-    "honestly this is the worst service I've ever had.",
-    "I'm sick of calling you people.",
+    "worst service ever.",
+    "I'm sick of calling you.",
 )
-LEGAL = (
-    "if this isn't sorted I'm calling my lawyer.",
-    "I'll be reporting you to the ombudsman.",
-    "I'm going to take legal action over this.",
-)
-TICKET = ("I'm raising a ticket with our specialist team.", "I've escalated this to the technical team.")
+LEGAL = ("sort it or I'm calling my lawyer.", "I'll report you to the ombudsman.", "I'm taking legal action.")
+TICKET = ("I've raised a ticket with the specialists.", "I've escalated this to the tech team.")
 FOLLOWUP_QUESTIONS = (
     "one more thing, can I get paperless billing?",
     "also, can you update my phone number?",
-    "oh and can I change my payment date?",
-    "one more thing, is my direct debit still active?",
+    "oh, can I change my payment date?",
+    "one more thing, is my direct debit active?",
 )
-FOLLOWUP_ANSWERS = (
-    "Sure, that's done.",
-    "Yes, I've switched that on.",
-    "Done, all updated.",
-    "Yes, that's all fine.",
-)
-SUMMARIES = ("To recap, {recap}.", "Just to summarise, {recap}.", "So to sum up, {recap}.")
-DRIFT_SUMMARIES = ("Quick wrap-up before you go, {recap}.", "Let me play that back, {recap}.")
-CLOSINGS = (
-    "Thanks for contacting {company}, have a great day.",
-    "Is there anything else? If not, take care.",
-    "Thanks for your patience, bye for now.",
-)
+FOLLOWUP_ANSWERS = ("Sure, done.", "Yes, switched on.", "Done, updated.", "Yes, all fine.")
+SUMMARIES = ("To recap, {recap}.", "To summarise, {recap}.", "So to sum up, {recap}.")
+DRIFT_SUMMARIES = ("Quick wrap-up: {recap}.", "Let me play that back: {recap}.")
+CLOSINGS = ("Thanks for contacting {company}, bye.", "Anything else? Take care.", "Thanks for your patience.")
 CUSTOMER_BYES = ("thanks, bye.", "cheers.", "ok thanks.", "bye.")
 CONFUSER_TURNS = (  # phrases that appear across every outcome
     ("customer", "yes please, go ahead."),
@@ -330,10 +306,10 @@ def _draw_facts(rng: random.Random, drift: float) -> _Facts:
     else:
         summary = _pick(rng, {"end": 0.88, "none": 0.12})
     breach = "none"
-    if rng.random() < 0.16:
+    if rng.random() < 0.2:
         breach = _pick(rng, {"asks_secret": 0.45, "accepts_offer": 0.3, "promise": 0.25})
-    anger = _pick(rng, {"none": 0.5, "angry": 0.33, "legal": 0.17})
-    resolved = rng.random() < 0.6
+    anger = _pick(rng, {"none": 0.45, "angry": 0.37, "legal": 0.18})
+    resolved = rng.random() < 0.55
     return _Facts(
         product=product,
         device=device,
@@ -356,7 +332,7 @@ def _draw_facts(rng: random.Random, drift: float) -> _Facts:
         allowed_promise=breach != "promise" and rng.random() < 0.25,
         followup=followup,
         summary=summary,
-        confuser=rng.random() < 0.3,
+        confuser=rng.random() < 0.25,
         verify=rng.random() < 0.5,
         voice=rng.random() < drift,
         new_phrasing=rng.random() < 0.6 * drift,
@@ -452,11 +428,11 @@ def _render(rng: random.Random, f: _Facts) -> str:
         agent(r.say(FOLLOWUP_ANSWERS))
     agent(summary if f.summary == "end" else "")
     ending = rng.random()
-    if ending < 0.3:
+    if ending < 0.25:
         customer(r.say(CUSTOMER_BYES))
-    elif ending < 0.55:
+    elif ending < 0.4:
         agent(r.say(CLOSINGS))
-    elif ending < 0.7:
+    elif ending < 0.5:
         customer(r.say(CUSTOMER_BYES))
         agent(r.say(CLOSINGS))
     return "\n".join(f"{who}: {_noisy(rng, text, f.voice, who)}" for who, text in turns)

@@ -14,6 +14,19 @@ if TYPE_CHECKING:
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
+#: Parameters with which the tiny model learns the synthetic task in a few minutes on a
+#: CPU: a from-scratch model needs a far higher learning rate than a pretrained one and many
+#: more epochs (about 0.56 macro-F1 on 3,000 synthetic conversations; MiniLM reaches ~0.8).
+TINY_PARAMS: dict[str, object] = {
+    "model_name_or_path": "tiny",
+    "learning_rate": 1e-3,
+    "epochs": 20,
+    "batch_size": 32,
+    "max_length": 160,
+    "weight_decay": 0.05,
+    "warmup_ratio": 0.1,
+}
+
 
 def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int = 3000) -> PreTrainedTokenizerFast:
     """An uncased BERT-style WordPiece tokenizer learned from ``texts``."""

@@ -1,0 +1,168 @@
+"""The convqa task type: QA outcome of customer-support conversations."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mlplug.dataset import Dataset
+from mlplug.schema import Schema
+from mlplug.task import BusinessValue, Explanation, LoadOptions, Metrics, Model, SearchSpace, TaskType
+from mlplug_convqa.loader import ConvQALoadOptions, build_schema, load_conversations, text_column
+from mlplug_convqa.synthetic import ID_COLUMN, LABELS, generate_conversations
+
+#: Most epochs a tuning trial may train; ASHA's resource is the epoch.
+MAX_EPOCHS = 3
+
+#: Defaults for all-MiniLM-L6-v2 on a 2-core CPU (the TransformerParams defaults): two
+#: epochs over 3,000 conversations take about 12 minutes of two free cores. 160 tokens
+#: cover about 85% of the synthetic transcripts whole; longer ones lose their middle.
+DEFAULT_PARAMS: dict[str, Any] = {
+    "model_name_or_path": "minilm",
+    "learning_rate": 8e-5,
+    "head_lr_multiplier": 20.0,
+    "epochs": 2,
+    "max_length": 160,
+    "batch_size": 16,
+    "weight_decay": 0.01,
+    "warmup_ratio": 0.1,
+    "truncation": "head_tail",
+    "class_weight": "balanced",
+    "freeze_embeddings": True,
+    "seed": 0,
+}
+
+#: A tiny transformer trained from scratch (hidden 32, 2 layers): seconds on a laptop.
+QUICK_PARAMS: dict[str, Any] = {
+    **DEFAULT_PARAMS,
+    "model_name_or_path": "tiny",
+    "learning_rate": 2e-3,
+    "epochs": 2,
+    "max_length": 96,
+    "batch_size": 32,
+    "warmup_ratio": 0.0,
+    "tiny_hidden_size": 32,
+    "tiny_vocab_size": 800,
+}
+
+
+class ConvQATask(TaskType):
+    """Predict a conversation's QA outcome (by default compliant, needs_coaching,
+    compliance_breach or escalate; any labels a data set brings) from its transcript."""
+
+    name: ClassVar[str] = "convqa"
+    description: ClassVar[str] = (
+        "QA of customer-support conversations: a transformers classifier over the transcript "
+        "(TF-IDF + logistic regression baseline)"
+    )
+    options_model: ClassVar[type[LoadOptions]] = ConvQALoadOptions
+
+    def __init__(
+        self,
+        *,
+        minutes_per_review: float | None = None,
+        target_precision: float | None = None,
+        explain_time_budget_s: float | None = None,
+    ) -> None:
+        # None: read MLPLUG_CONVQA_* settings at the time of use
+        self.minutes_per_review = minutes_per_review
+        self.target_precision = target_precision
+        self.explain_time_budget_s = explain_time_budget_s
+
+    # -- data ----------------------------------------------------------------------------
+
+    def load(self, url: str, options: LoadOptions) -> Dataset:
+        if not isinstance(options, ConvQALoadOptions):
+            options = ConvQALoadOptions.model_validate(options.model_dump())
+        return load_conversations(url, options)
+
+    def synthesize(self, rows: int, seed: int = 0, drift: float = 0.0) -> Dataset:
+        frame = generate_conversations(rows, seed, drift)
+        schema = build_schema(tuple(sorted(LABELS)), id_col=ID_COLUMN)
+        source = f"synthetic:convqa?rows={rows}&seed={seed}&drift={drift:g}"
+        return Dataset(schema.validate(frame, source), schema, source)
+
+    # -- models --------------------------------------------------------------------------
+
+    def create_model(self, schema: Schema, params: Mapping[str, Any]) -> Model:
+        from mlplug_convqa.model import TransformerClassifier
+
+        text_column(schema)
+        return TransformerClassifier(schema, params)
+
+    def create_baseline(self, schema: Schema) -> Model:
+        from mlplug_convqa.baseline import TfidfBaseline
+
+        text_column(schema)
+        return TfidfBaseline(schema)
+
+    def load_model(self, path: Path) -> Model:
+        from mlplug_convqa.baseline import TfidfBaseline
+        from mlplug_convqa.model import TransformerClassifier
+        from mlplug_convqa.saved import read_manifest
+
+        kind = read_manifest(Path(path))["kind"]
+        if kind == TfidfBaseline.kind:
+            return TfidfBaseline.load(Path(path))
+        return TransformerClassifier.load(Path(path))
+
+    def search_space(self) -> SearchSpace:
+        from ray import tune
+
+        return SearchSpace(
+            params={
+                **DEFAULT_PARAMS,
+                "learning_rate": tune.loguniform(3e-5, 2e-4),
+                "head_lr_multiplier": tune.choice([5.0, 20.0, 50.0]),
+                "epochs": MAX_EPOCHS,
+                "max_length": tune.choice([128, 160, 192]),
+                "batch_size": tune.choice([16, 32]),
+                "weight_decay": tune.uniform(0.0, 0.1),
+                "warmup_ratio": tune.uniform(0.0, 0.2),
+            },
+            max_steps=MAX_EPOCHS,
+            grace_steps=1,
+        )
+
+    def default_params(self) -> dict[str, Any]:
+        return dict(DEFAULT_PARAMS)
+
+    # -- scoring -------------------------------------------------------------------------
+
+    def quick_params(self) -> dict[str, Any]:
+        """The tiny from-scratch transformer: trains in seconds (smoke tests, conformance)."""
+        return dict(QUICK_PARAMS)
+
+    def demo_settings(self) -> dict[str, Any]:
+        # A short demo: the tiny transformer on 1,500 conversations, no tuning. The real
+        # MiniLM fine-tune is `mlplug train convqa` (see benchmarks/RESULTS.md for timings).
+        return {"rows": 1500, "trials": 0, "params": dict(QUICK_PARAMS, epochs=6)}
+
+    def evaluate(self, data: Dataset, proba: np.ndarray, threshold: float | None = None) -> Metrics:
+        # Multi-class decisions are the argmax; there is no threshold to choose or apply.
+        from mlplug_convqa.metrics import classification_metrics
+
+        return classification_metrics(data.y, proba, data.schema.classes)
+
+    def business_value(self, data: Dataset, proba: np.ndarray, metrics: Metrics) -> BusinessValue:
+        from mlplug_convqa.settings import get_convqa_settings
+        from mlplug_convqa.value import review_savings
+
+        settings = get_convqa_settings()
+        return review_savings(
+            data.y,
+            proba,
+            data.schema.classes,
+            minutes_per_review=self.minutes_per_review or settings.minutes_per_review,
+            target_precision=self.target_precision or settings.target_precision,
+        )
+
+    def explain(self, model: Model, data: Dataset, rows: int = 100) -> Explanation:
+        from mlplug_convqa.explain import explain_model
+        from mlplug_convqa.settings import get_convqa_settings
+
+        budget = self.explain_time_budget_s or get_convqa_settings().explain_time_budget_s
+        return explain_model(model, data, rows=rows, time_budget_s=budget)

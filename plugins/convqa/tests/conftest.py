@@ -1,0 +1,77 @@
+"""Shared fixtures: small synthetic data sets and models trained once per session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from mlplug_convqa import ConvQATask
+
+from mlplug.dataset import Dataset
+from mlplug.task import Model
+
+#: A tiny transformer that trains in seconds (hidden 32, 2 layers, 2 heads).
+TINY_PARAMS = {
+    "model_name_or_path": "tiny",
+    "learning_rate": 2e-3,
+    "epochs": 2,
+    "max_length": 96,
+    "batch_size": 32,
+    "warmup_ratio": 0.0,
+    "tiny_hidden_size": 32,
+    "tiny_vocab_size": 800,
+    "num_threads": 1,
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline() -> Iterator[None]:
+    """No hub downloads from tests, whatever the calling shell says; restored afterwards."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("TRANSFORMERS_OFFLINE", "1")
+        yield
+
+
+@pytest.fixture(scope="session")
+def tiny_params() -> dict[str, object]:
+    return dict(TINY_PARAMS)
+
+
+@pytest.fixture(scope="session")
+def task() -> ConvQATask:
+    return ConvQATask()
+
+
+@pytest.fixture(scope="session")
+def train_data(task: ConvQATask) -> Dataset:
+    return task.synthesize(240, seed=11)
+
+
+@pytest.fixture(scope="session")
+def holdout(task: ConvQATask) -> Dataset:
+    return task.synthesize(80, seed=12)
+
+
+@dataclass
+class Fitted:
+    model: Model
+    #: (step, validation macro-F1) pairs the model reported while fitting
+    progress: list[tuple[int, float]]
+
+
+def fit(model: Model, train: Dataset, valid: Dataset | None) -> Fitted:
+    calls: list[tuple[int, float]] = []
+    model.fit(train, valid, progress=lambda step, score: calls.append((step, score)))
+    return Fitted(model, calls)
+
+
+@pytest.fixture(scope="session")
+def tiny(task: ConvQATask, train_data: Dataset, holdout: Dataset) -> Fitted:
+    return fit(task.create_model(train_data.schema, TINY_PARAMS), train_data, holdout)
+
+
+@pytest.fixture(scope="session")
+def baseline(task: ConvQATask, train_data: Dataset, holdout: Dataset) -> Fitted:
+    return fit(task.create_baseline(train_data.schema), train_data, holdout)
