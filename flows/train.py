@@ -19,7 +19,7 @@ from mlplug.dataset import Dataset
 from mlplug.options import parse_options
 from mlplug.plugins import get_plugins
 from mlplug.registry import DatasetRef, ModelVersion, Registry, open_registry
-from mlplug.reporting import REPORT_FILE, publish_artifacts, training_report
+from mlplug.reporting import REPORT_FILE, ReportContext, build_report, publish_artifacts
 from mlplug.settings import get_settings
 from mlplug.task import TaskType
 from mlplug.tuning import TuneResult, tune_task
@@ -199,7 +199,7 @@ def train(
         ),
     }
     with timings.measure("report"):
-        report = training_report(
+        report_context = ReportContext.from_training(
             task_type=task_type,
             dataset=dataset,
             split=parts,
@@ -217,6 +217,7 @@ def train(
             selection=choice,
             decision=decision.reason,
         )
+        report = build_report(report_context)  # a failing section is an error box, not a raise
     artifacts[REPORT_FILE] = report.html.encode("utf-8")
     with timings.measure("register"):
         version = register(registry, task_type, winner, ref, parts, artifacts, info)
