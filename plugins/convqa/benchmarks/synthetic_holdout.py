@@ -17,6 +17,7 @@ import json
 import resource
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from mlplug_convqa import ConvQATask
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--drift", type=float, default=0.5, help="drift of a second, drifted holdout")
     parser.add_argument("--skip-model", action="store_true", help="only the baseline")
     parser.add_argument("--out", help="also write the JSON result to this file")
+    parser.add_argument("--save", help="save the fitted model into this directory")
     args = parser.parse_args(argv)
 
     task = ConvQATask()
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {"rows": {"train": len(train), "valid": len(valid), "holdout": len(holdout)}}
 
     # The baseline at its best C on the holdout: the strongest reference, not a straw man.
-    baselines = []
+    baselines, fitted = [], {}
     for c in args.baseline_c:
         model = TfidfBaseline(train.schema, {"C": c})
         started = time.perf_counter()
@@ -93,7 +95,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         drift_score = task.evaluate(drifted, model.predict_proba(drifted.X)).score
         scores[f"drift_{args.drift:g}_macro_f1"] = round(drift_score, 4)
         baselines.append(scores)
+        fitted[c] = model
     result["baseline"] = max(baselines, key=lambda b: b["macro_f1"])
+    explanation = task.explain(fitted[result["baseline"]["C"]], holdout, rows=200)
+    result["baseline"]["top_words_per_class"] = _top_words(explanation, holdout.schema.classes)
     result["baseline_all_C"] = [{"C": b["C"], "macro_f1": b["macro_f1"]} for b in baselines]
 
     if not args.skip_model:
@@ -123,6 +128,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "conversations_per_second_batch_1": _throughput(model, holdout, 1, 32),
             "conversations_per_second_batch_32": _throughput(model, holdout, 32, 256),
         }
+        if args.save:
+            Path(args.save).mkdir(parents=True, exist_ok=True)
+            model.save(Path(args.save))
         result["model_beats_baseline_by"] = round(
             result["model"]["macro_f1"] - result["baseline"]["macro_f1"], 4
         )

@@ -3,7 +3,7 @@ multinomial logistic regression. Robust, fast, and blind to word order beyond bi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,10 +77,18 @@ class TfidfBaseline:
             progress(1, macro_f1(np.asarray(scored.y), pred, len(self.schema.classes)))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        return self._proba(texts_of(X, self.schema))
+
+    def predict_proba_rows(self, rows: Sequence[Sequence[Any]]) -> np.ndarray:
+        """Serving fast path (:class:`mlplug.task.RowModel`): rows hold the transcript as
+        their one feature value."""
+        return self._proba(["" if row[0] is None else str(row[0]) for row in rows])
+
+    def _proba(self, texts: list[str]) -> np.ndarray:
         pipeline = self._require_fitted()
-        raw = pipeline.predict_proba(texts_of(X, self.schema))
+        raw = pipeline.predict_proba(texts)
         # Classes absent from the training data get probability 0, keeping schema order.
-        out = np.zeros((len(X), len(self.schema.classes)), dtype=np.float64)
+        out = np.zeros((len(texts), len(self.schema.classes)), dtype=np.float64)
         out[:, pipeline.classes_.astype(np.int64)] = raw
         return out
 

@@ -69,8 +69,8 @@ class TransformerParams(BaseModel):
     #: "balanced" weighs the loss by inverse class frequency, which serves macro-F1
     class_weight: Literal["balanced", "none"] = "balanced"
     seed: int = 0
-    #: learning-rate factor for the freshly initialised classification head (pooler and
-    #: classifier); a pretrained encoder's body learns at ``learning_rate``
+    #: learning-rate factor for the classification head (a new classifier, and a pooler
+    #: never trained for this task); a pretrained encoder's body learns at ``learning_rate``
     head_lr_multiplier: float = Field(default=20.0, ge=1.0, le=1000.0)
     #: keep a pretrained encoder's word embeddings fixed (faster steps, less overfitting on
     #: small data); the tiny from-scratch model always trains its embeddings
@@ -262,7 +262,8 @@ _HEAD = ("classifier", "pooler", "score")
 
 def _param_groups(named: list[tuple[str, Any]], p: TransformerParams) -> list[dict[str, Any]]:
     """AdamW groups: no weight decay on biases and norms; a higher learning rate for the
-    classification head of a pretrained encoder, which starts from random weights."""
+    classification head of a pretrained encoder (sentence encoders such as MiniLM were
+    never trained through the pooler, and the classifier starts from random weights)."""
     head_lr = p.learning_rate * (p.head_lr_multiplier if p.model_name_or_path != TINY else 1.0)
     groups: dict[tuple[bool, bool], list[Any]] = {}
     for name, weight in named:
@@ -408,6 +409,14 @@ class TransformerClassifier:
         tokenizer = self._require_fitted()[0]
         set_threads(self.params.num_threads)
         texts = texts_of(X, self.schema)
+        return self._proba_encoded(encode(tokenizer, texts, self.params.max_length, self.params.truncation))
+
+    def predict_proba_rows(self, rows: Sequence[Sequence[Any]]) -> np.ndarray:
+        """Serving fast path (:class:`mlplug.task.RowModel`): rows hold the transcript as
+        their one feature value."""
+        tokenizer = self._require_fitted()[0]
+        set_threads(self.params.num_threads)
+        texts = ["" if row[0] is None else str(row[0]) for row in rows]
         return self._proba_encoded(encode(tokenizer, texts, self.params.max_length, self.params.truncation))
 
     def _proba_encoded(self, encoded: Encoded) -> np.ndarray:

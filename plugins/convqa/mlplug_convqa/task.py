@@ -130,8 +130,6 @@ class ConvQATask(TaskType):
     def default_params(self) -> dict[str, Any]:
         return dict(DEFAULT_PARAMS)
 
-    # -- scoring -------------------------------------------------------------------------
-
     def quick_params(self) -> dict[str, Any]:
         """The tiny from-scratch transformer: trains in seconds (smoke tests, conformance)."""
         return dict(QUICK_PARAMS)
@@ -140,6 +138,8 @@ class ConvQATask(TaskType):
         # A short demo: the tiny transformer on 1,500 conversations, no tuning. The real
         # MiniLM fine-tune is `mlplug train convqa` (see benchmarks/RESULTS.md for timings).
         return {"rows": 1500, "trials": 0, "params": dict(QUICK_PARAMS, epochs=6)}
+
+    # -- scoring -------------------------------------------------------------------------
 
     def evaluate(self, data: Dataset, proba: np.ndarray, threshold: float | None = None) -> Metrics:
         # Multi-class decisions are the argmax; there is no threshold to choose or apply.

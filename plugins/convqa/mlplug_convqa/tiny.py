@@ -16,7 +16,7 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 #: Parameters with which the tiny model learns the synthetic task in a few minutes on a
 #: CPU: a from-scratch model needs a far higher learning rate than a pretrained one and many
-#: more epochs (about 0.56 macro-F1 on 3,000 synthetic conversations; MiniLM reaches ~0.8).
+#: more epochs (0.625 macro-F1 on the synthetic holdout after 3,000 conversations; MiniLM 0.81).
 TINY_PARAMS: dict[str, object] = {
     "model_name_or_path": "tiny",
     "learning_rate": 1e-3,

@@ -11,19 +11,6 @@ from mlplug_convqa import ConvQATask
 from mlplug.dataset import Dataset
 from mlplug.task import Model
 
-#: A tiny transformer that trains in seconds (hidden 32, 2 layers, 2 heads).
-TINY_PARAMS = {
-    "model_name_or_path": "tiny",
-    "learning_rate": 2e-3,
-    "epochs": 2,
-    "max_length": 96,
-    "batch_size": 32,
-    "warmup_ratio": 0.0,
-    "tiny_hidden_size": 32,
-    "tiny_vocab_size": 800,
-    "num_threads": 1,
-}
-
 
 @pytest.fixture(scope="session", autouse=True)
 def _offline() -> Iterator[None]:
@@ -35,8 +22,9 @@ def _offline() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def tiny_params() -> dict[str, object]:
-    return dict(TINY_PARAMS)
+def tiny_params(task: ConvQATask) -> dict[str, object]:
+    """The task's quick params: a tiny from-scratch transformer that trains in seconds."""
+    return {**task.quick_params(), "num_threads": 1}
 
 
 @pytest.fixture(scope="session")
@@ -68,8 +56,8 @@ def fit(model: Model, train: Dataset, valid: Dataset | None) -> Fitted:
 
 
 @pytest.fixture(scope="session")
-def tiny(task: ConvQATask, train_data: Dataset, holdout: Dataset) -> Fitted:
-    return fit(task.create_model(train_data.schema, TINY_PARAMS), train_data, holdout)
+def tiny(task: ConvQATask, tiny_params: dict[str, object], train_data: Dataset, holdout: Dataset) -> Fitted:
+    return fit(task.create_model(train_data.schema, tiny_params), train_data, holdout)
 
 
 @pytest.fixture(scope="session")

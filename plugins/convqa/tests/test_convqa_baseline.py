@@ -19,6 +19,13 @@ def test_round_trip_gives_identical_probabilities(task, baseline, holdout, tmp_p
     np.testing.assert_array_equal(loaded.predict_proba(holdout.X), baseline.model.predict_proba(holdout.X))
 
 
+def test_row_fast_path_matches_the_frame_path(baseline, holdout) -> None:
+    rows = [[text] for text in holdout.frame["transcript"].iloc[:5]]
+    np.testing.assert_array_equal(
+        baseline.model.predict_proba_rows(rows), baseline.model.predict_proba(holdout.X.iloc[:5])
+    )
+
+
 def test_progress_reports_one_validation_score(baseline) -> None:
     assert len(baseline.progress) == 1
     step, score = baseline.progress[0]

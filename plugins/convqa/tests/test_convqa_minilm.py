@@ -30,4 +30,4 @@ def test_minilm_fine_tunes_saves_and_reloads(task, tmp_path) -> None:
     loaded = task.load_model(tmp_path)
     np.testing.assert_array_equal(loaded.predict_proba(valid.X), proba)
     explanation = task.explain(loaded, valid, rows=2)
-    assert explanation.kind == "gradient_x_input" and len(explanation.per_row) == 2
+    assert explanation.kind == "word_occlusion" and len(explanation.per_row) == 2

@@ -36,6 +36,13 @@ def test_predict_proba_shape_order_and_dtype(tiny, holdout) -> None:
     np.testing.assert_allclose(reversed_proba[::-1], proba, atol=1e-6)
 
 
+def test_row_fast_path_matches_the_frame_path(tiny, holdout) -> None:
+    rows = [[text] for text in holdout.frame["transcript"].iloc[:5]]
+    np.testing.assert_array_equal(
+        tiny.model.predict_proba_rows(rows), tiny.model.predict_proba(holdout.X.iloc[:5])
+    )
+
+
 def test_save_and_load_round_trip_gives_identical_probabilities(task, tiny, holdout, tmp_path) -> None:
     tiny.model.save(tmp_path)
     manifest = json.loads((tmp_path / MANIFEST).read_text())
