@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from mlplug import training
 from mlplug.dataset import Dataset
+from mlplug.monitoring.profiles import REFERENCE_FILE, reference_profile
 from mlplug.options import parse_options
 from mlplug.plugins import get_plugins
 from mlplug.registry import DatasetRef, ModelVersion, Registry, open_registry
@@ -118,6 +119,42 @@ def train(
     ``params`` pins some parameters, e.g. a smaller pretrained model, in both cases),
     register the better of model and baseline, and promote it to champion if it beats the
     current champion on the same holdout by more than ``min_delta``."""
+    return train_and_register(
+        task=task,
+        data=data,
+        options=options,
+        params=params,
+        trials=trials,
+        rows=rows,
+        seed=seed,
+        drift=drift,
+        holdout=holdout,
+        min_delta=min_delta,
+        promote=promote,
+        cpus=cpus,
+        store=store,
+    )
+
+
+def train_and_register(
+    task: str,
+    data: str | None = None,
+    options: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    trials: int = 8,
+    rows: int = 20_000,
+    seed: int = 0,
+    drift: float = 0.0,
+    holdout: float = 0.2,
+    min_delta: float = 0.0,
+    promote: bool = True,
+    cpus: int | None = None,
+    store: str | None = None,
+    kind: str = "train",
+    trigger: str | None = None,
+) -> dict[str, Any]:
+    """The body of the train and refit flows; ``kind`` names the report (``train`` or
+    ``refit``) and ``trigger`` says why a refit ran. Call it inside a flow run."""
     log = get_run_logger()
     started = time.perf_counter()
     timings = training.Timings()
@@ -173,6 +210,8 @@ def train(
         "business_value": training.value_json(value),
         "champion_at_training": champ_version.version if champ_version else None,
         "decision": decision.reason,
+        "run_kind": kind,
+        "trigger": trigger,
     }
     artifacts = {
         "evaluation.json": training.dumps(
@@ -194,6 +233,9 @@ def train(
         ),
         "explanation.json": training.dumps(asdict(explanation)),
         "trials.json": training.dumps(tuned.to_dict() if tuned else {"trials": []}),
+        REFERENCE_FILE: reference_profile(
+            task_type, parts.holdout.schema, parts.holdout.X, holdout_proba, winner.valid_metrics.threshold
+        ),
         "predictions.parquet": training.predictions_table(
             parts.holdout, {"registered": holdout_proba, other.kind: other_proba, "champion": champ.proba}
         ),
@@ -216,6 +258,8 @@ def train(
             dataset_hash=ref.hash,
             selection=choice,
             decision=decision.reason,
+            kind=kind,
+            trigger=trigger,
         )
         report = build_report(report_context)  # a failing section is an error box, not a raise
     artifacts[REPORT_FILE] = report.html.encode("utf-8")
@@ -231,6 +275,8 @@ def train(
 
     summary = {
         "task": task,
+        "run_kind": kind,
+        "trigger": trigger,
         "version": version.version,
         "kind": winner.kind,
         "promoted": promoted,

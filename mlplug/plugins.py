@@ -34,7 +34,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "mlplug"
-DEFAULT_PLUGINS: tuple[str, ...] = ("mlplug.builtin.storage", "mlplug.builtin.report_sections")
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "mlplug.builtin.storage",
+    "mlplug.builtin.report_sections",
+    "mlplug.builtin.traffic_profiles",
+)
 _TASK_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 

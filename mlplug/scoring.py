@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,18 @@ from mlplug.io import read_table
 from mlplug.registry import ModelVersion, Registry
 from mlplug.schema import Schema
 from mlplug.settings import get_settings
+from mlplug.storage.base import Store
 from mlplug.task import Model, TaskType
+
+
+@dataclass(frozen=True)
+class ScoredTable:
+    """What scoring a table produced: the validated features the model saw, its
+    probabilities (columns in ``schema.classes`` order) and one output row per input row."""
+
+    features: pd.DataFrame
+    proba: np.ndarray
+    output: pd.DataFrame
 
 
 @dataclass(frozen=True)
@@ -29,11 +41,18 @@ class LoadedModel:
     model: Model
     schema: Schema
 
+    def score(self, frame: pd.DataFrame, source: str) -> ScoredTable:
+        """Validate raw input rows and score them."""
+        clean = self.schema.validate(frame, source, require_target=False)
+        features = clean[self.schema.feature_names]
+        proba = np.asarray(self.model.predict_proba(features), dtype=np.float64)
+        return ScoredTable(
+            features, proba, prediction_frame(self.schema, proba, self.version.threshold, frame)
+        )
+
     def predict_frame(self, frame: pd.DataFrame, source: str) -> pd.DataFrame:
         """Validate raw input rows and return one output row per input row."""
-        clean = self.schema.validate(frame, source, require_target=False)
-        proba = np.asarray(self.model.predict_proba(clean[self.schema.feature_names]), dtype=np.float64)
-        return prediction_frame(self.schema, proba, self.version.threshold, frame)
+        return self.score(frame, source).output
 
 
 def prediction_frame(
@@ -95,5 +114,22 @@ def write_table(frame: pd.DataFrame, out: Path) -> Path:
     return out
 
 
-def score_table(loaded: LoadedModel, url: str, fmt: str | None = None) -> pd.DataFrame:
-    return loaded.predict_frame(read_table(url, fmt), url)
+def score_table(loaded: LoadedModel, url: str, fmt: str | None = None) -> ScoredTable:
+    return loaded.score(read_table(url, fmt), url)
+
+
+def write_profile(task: TaskType, loaded: LoadedModel, scored: ScoredTable, store: Store) -> str:
+    """Profile a scored table as traffic of the version that scored it, as a server's flush
+    would (create-only, under ``<task>/profiles/<version>/``); the key written. The labels
+    profiled are the ones written to the output."""
+    # Imported here: the server imports this module and profiles through its own observer.
+    from mlplug.monitoring.features import monitoring_frame
+    from mlplug.monitoring.profiles import profile_key, writer_id
+    from mlplug.monitoring.whylogs_compat import Profile
+
+    frame = monitoring_frame(
+        task, loaded.schema, scored.features, scored.proba, predictions=scored.output["prediction"].tolist()
+    )
+    key = profile_key(task.name, loaded.version.version, datetime.now(UTC), f"predict_{writer_id()}")
+    store.put(key, Profile.of(frame).to_bytes(), if_none_match=True)
+    return key

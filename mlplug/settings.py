@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     load_plugins: str | None = None
     #: Comma-separated deny-list of plugin names.
     disable_plugins: str | None = None
+    #: Profile the traffic that servers answer and ``mlplug predict`` scores into the store.
+    monitoring: bool = True
+    #: Seconds a server buffers traffic before writing a profile of it.
+    profile_flush_seconds: float = Field(default=60.0, gt=0)
+    #: Buffered rows that make a server write a profile before the interval is up.
+    profile_max_rows: int = Field(default=50_000, ge=1)
 
     @field_validator("home")
     @classmethod

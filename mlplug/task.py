@@ -198,6 +198,13 @@ class TaskType(ABC):
     def explain(self, model: Model, data: Dataset, rows: int = 100) -> Explanation:
         """Attributions for up to ``rows`` rows of ``data`` and their global summary."""
 
+    def monitor_features(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
+        """Extra columns to profile for drift monitoring, derived from model inputs ``X``:
+        one row per row of ``X``, numbers or strings. The core already profiles every
+        feature by its schema role (text through its length in characters, words and lines)
+        and the model's outputs. Default: no extra columns."""
+        return pd.DataFrame(index=X.index)
+
 
 def _is_constant(value: Any) -> bool:
     return isinstance(value, str | int | float | bool) or value is None

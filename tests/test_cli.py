@@ -97,6 +97,67 @@ def test_predict_writes_one_row_per_input(registry: Registry, tmp_path: Path) ->
     assert scores["prediction"].tolist() == ["yes", "yes", "yes"]
 
 
+def _scored_input(tmp_path: Path, values: list[float]) -> Path:
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"x": values}).to_csv(src, index=False)
+    return src
+
+
+def test_predict_profiles_the_scored_rows_for_the_version_used(registry: Registry, tmp_path: Path) -> None:
+    from mlplug.monitoring.features import PREDICTION, SCORE
+    from mlplug.monitoring.profiles import list_profiles, read_merged
+
+    src = _scored_input(tmp_path, [0.1, -2.0, 3.0, 4.5])
+    out = runner.invoke(
+        app, ["predict", "toy", "--data", str(src), "--out", str(tmp_path / "o.csv"), "--model", "2"]
+    )
+    assert out.exit_code == 0, out.output
+    refs = list_profiles(registry.store, "toy", 2)
+    assert len(refs) == 1 and list_profiles(registry.store, "toy", 1) == []
+    assert f"profile: {registry.store.uri(refs[0].key)}" in out.output
+    assert "-predict_" in refs[0].key
+    profile = read_merged(registry.store, [refs[0].key])
+    assert profile is not None and profile.rows() == 4
+    assert {"x", PREDICTION, SCORE} <= set(profile.columns)
+    labels = profile.sketch(PREDICTION, "categorical")
+    assert labels is not None and labels.counts == {"yes": 4.0}  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("how", ["--no-profile", "MLPLUG_MONITORING=false"])
+def test_predict_without_a_profile(registry: Registry, tmp_path: Path, monkeypatch, how: str) -> None:
+    args = ["predict", "toy", "--data", str(_scored_input(tmp_path, [1.0])), "--out", str(tmp_path / "o.csv")]
+    if how.startswith("--"):
+        args.append(how)
+    else:
+        monkeypatch.setenv(*how.split("="))
+    out = runner.invoke(app, [*args, "--model", "1"])
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "o.csv").exists() and "profile:" not in out.output
+    assert list(registry.store.list("toy/profiles/")) == []
+
+
+def test_a_profile_that_cannot_be_written_warns_and_keeps_the_scores(
+    registry: Registry, tmp_path: Path, monkeypatch
+) -> None:
+    from mlplug.storage.local import LocalStore
+
+    real_put = LocalStore.put
+
+    def put(self, key, data, **kwargs):  # type: ignore[no-untyped-def]
+        if "/profiles/" in key:
+            raise OSError("store refused the write")
+        return real_put(self, key, data, **kwargs)
+
+    monkeypatch.setattr(LocalStore, "put", put)
+    src = _scored_input(tmp_path, [1.0, 2.0])
+    out = runner.invoke(
+        app, ["predict", "toy", "--data", str(src), "--out", str(tmp_path / "o.csv"), "--model", "1"]
+    )
+    assert out.exit_code == 0, out.output
+    assert "warning: no profile of the scored rows written: store refused the write" in out.output
+    assert pd.read_csv(tmp_path / "o.csv")["prediction"].tolist() == ["no", "no"]
+
+
 def test_predict_names_the_missing_column(registry: Registry, tmp_path: Path) -> None:
     runner.invoke(app, ["models", "promote", "toy", "2"])
     src = tmp_path / "in.csv"

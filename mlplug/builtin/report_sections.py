@@ -1,5 +1,6 @@
 """Builtin plugin: the report sections every run gets (data, performance, experiments,
-business value, environment). Registered through ``register_report_sections`` exactly like a
+business value and environment for training and refit runs; drift and environment for
+monitor runs). Registered through ``register_report_sections`` exactly like a
 plugin's own section, so a plugin can be read against them."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ def register_report_sections(register: Callable[[ReportSection], None]) -> None:
     # Sections import pandas, sklearn and (when drawing) matplotlib; the imports wait
     # until a report is built, so loading plugins stays cheap.
     from mlplug.reporting.sections.business import BusinessSection
+    from mlplug.reporting.sections.drift import DriftSection
     from mlplug.reporting.sections.eda import DataSection
     from mlplug.reporting.sections.environment import EnvironmentSection
     from mlplug.reporting.sections.experiments import ExperimentsSection
@@ -29,5 +31,6 @@ def register_report_sections(register: Callable[[ReportSection], None]) -> None:
         ExperimentsSection(),
         BusinessSection(),
         EnvironmentSection(),
+        DriftSection(),
     ):
         register(section)

@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from mlplug.cli import k8s, models, plugins, report, run, serve
+from mlplug.cli import k8s, models, monitor, plugins, report, run, serve
 from mlplug.errors import MlplugError
 
 app = typer.Typer(
@@ -23,6 +23,8 @@ app.command("tasks")(plugins.list_tasks)
 app.command("train", context_settings=run.EXTRA)(run.train)
 app.command("predict")(run.predict)
 app.command("demo")(run.demo)
+app.command("monitor", context_settings=run.EXTRA)(monitor.monitor)
+app.command("refit", context_settings=run.EXTRA)(monitor.refit)
 app.command("report")(report.report)
 app.command("doctor")(report.doctor)
 app.command("serve")(serve.serve)

@@ -11,6 +11,7 @@ import typer
 from mlplug.errors import MlplugError
 from mlplug.plugins import get_plugins
 from mlplug.registry import open_registry
+from mlplug.settings import get_settings
 
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
@@ -87,10 +88,10 @@ def train(
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
         return
-    _print_summary(summary)
+    print_summary(summary)
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
+def print_summary(summary: dict[str, Any]) -> None:
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items())
     typer.echo(f"{summary['task']}: version {summary['version']} ({summary['kind']}) registered")
     typer.echo(f"  holdout: {metrics}")
@@ -106,15 +107,28 @@ def predict(
     out: Path = typer.Option(..., help="Output file: .csv, .parquet or .jsonl."),
     model: str = typer.Option("champion", help="'champion', another alias, 'latest' or a version."),
     store: str | None = typer.Option(None, help="Store URL (default: MLPLUG_STORE)."),
+    profile: bool = typer.Option(
+        True, help="Write a whylogs profile of the scored rows to the store (MLPLUG_MONITORING=false: never)."
+    ),
 ) -> None:
-    """Score a table with a registered model: one probability per input row, ids kept."""
-    from mlplug.scoring import load_version, score_table, write_table
+    """Score a table with a registered model: one probability per input row, ids kept.
+    The scored rows are profiled as traffic of the version used, for drift monitoring."""
+    from mlplug.scoring import load_version, score_table, write_profile, write_table
 
     task_type = get_plugins().task(task)
-    loaded = load_version(task_type, open_registry(store), model)
-    frame = score_table(loaded, data)
-    write_table(frame, out)
-    typer.echo(f"{task} v{loaded.version.version}: scored {len(frame)} rows -> {out}")
+    registry = open_registry(store)
+    loaded = load_version(task_type, registry, model)
+    scored = score_table(loaded, data)
+    write_table(scored.output, out)
+    typer.echo(f"{task} v{loaded.version.version}: scored {len(scored.output)} rows -> {out}")
+    if not (profile and get_settings().monitoring) or scored.output.empty:
+        return
+    try:
+        key = write_profile(task_type, loaded, scored, registry.store)
+    except Exception as exc:  # the scores are written; a missing profile only thins monitoring
+        typer.secho(f"warning: no profile of the scored rows written: {exc}", fg="yellow", err=True)
+        return
+    typer.echo(f"  profile: {registry.store.uri(key)}")
 
 
 def demo(
@@ -122,25 +136,47 @@ def demo(
     only: list[str] = typer.Option([], "--task", help="Limit to these task types."),
     serve: bool = typer.Option(True, help="Then serve each champion briefly and load-test it."),
     load_seconds: float = typer.Option(3.0, min=0.5, max=60.0, help="Seconds of load per served task."),
+    monitor: bool = typer.Option(True, help="Then run a drift drill and a refit for each task."),
 ) -> None:
-    """Train every installed task type on its synthetic data with demo-sized settings, then
-    serve each champion on 127.0.0.1 and run a short load test against it."""
+    """Train every installed task type on its synthetic data with demo-sized settings, serve
+    each champion on 127.0.0.1 and run a short load test against it, then check it for drift
+    on calm and on drifted synthetic traffic and refit it on the drifted data."""
     from flows.train import train as train_flow
 
     tasks = get_plugins().tasks()
     names = only or sorted(tasks)
     if not names:
         raise MlplugError("no task types installed; `pip install` a plugin (see `mlplug plugins`)")
+    trial_override = {} if trials is None else {"trials": trials}
     for name in names:
-        settings = {**get_plugins().task(name).demo_settings()}
-        if trials is not None:
-            settings["trials"] = trials
+        settings = {**get_plugins().task(name).demo_settings(), **trial_override}
         typer.secho(f"== {name}: training on synthetic data ({settings})", bold=True)
         summary = train_flow(task=name, **settings)
-        _print_summary(summary)
+        print_summary(summary)
     if serve:
         for name in names:
             _serve_and_load(name, load_seconds)
+    if monitor:
+        for name in names:
+            _drift_drill(name, {**get_plugins().task(name).demo_settings(), **trial_override})
+
+
+def _drift_drill(task: str, settings: dict[str, Any]) -> None:
+    """Monitor the champion on calm, then on drifted synthetic traffic, and refit on drifted
+    data. In production the drift event starts ``refit-<task>`` through its Prefect trigger;
+    the demo has no deployments, so it runs the refit itself."""
+    from flows.monitor import monitor as monitor_flow
+    from flows.refit import refit as refit_flow
+
+    rows = max(600, min(5000, int(settings.get("rows", 5000)) // 2))
+    for label, drift in (("calm", 0.0), ("drifted", 1.0)):
+        typer.secho(f"== {task}: drift check on {rows} rows of {label} synthetic traffic", bold=True)
+        out = monitor_flow(task=task, rows=rows, seed=101, drift=drift, emit=False)
+        typer.secho(f"  {out['decision']}", fg="red" if out["drifted"] else "green")
+        typer.echo(f"  report: {out['report']}")
+    typer.secho(f"== {task}: refit on drifted data", bold=True)
+    summary = refit_flow(task=task, drift=1.0, seed=102, reason=out["decision"], **settings)
+    print_summary(summary)
 
 
 def _serve_and_load(task: str, seconds: float) -> None:

@@ -1,10 +1,11 @@
 """Everything a report section may look at, gathered once per report.
 
-Two ways to build it: :meth:`ReportContext.from_training` from the objects a training run
-holds in memory (the train flow, before registering, so the report is stored with the
-version), and :meth:`ReportContext.from_store` from what the store holds for a committed
-version (``mlplug report``). Both give the same fields; an artifact that an older version
-lacks leaves its field empty and adds a line to ``notes``.
+Three ways to build it: :meth:`ReportContext.from_training` from the objects a training or
+refit run holds in memory (the flow, before registering, so the report is stored with the
+version), :meth:`ReportContext.from_store` from what the store holds for a committed
+version (``mlplug report``), and :meth:`ReportContext.for_monitoring` from a monitor run's
+drift result. The first two give the same fields; an artifact that an older version lacks
+leaves its field empty and adds a line to ``notes``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import ast
 import io
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -26,12 +28,16 @@ from mlplug.schema import Schema
 from mlplug.task import BusinessValue, Explanation, Metrics, TaskType
 
 if TYPE_CHECKING:
+    from mlplug.monitoring.drift import DriftResult
     from mlplug.plugins import PluginInfo, Plugins
     from mlplug.reporting.doctor import PipCheck
     from mlplug.training import Candidate, ChampionScore, Split
     from mlplug.tuning import TuneResult
 
 log = logging.getLogger(__name__)
+
+#: How the environment section names the run that recorded its snapshot.
+_RUN_WORDS = {"train": "training", "refit": "refit", "monitor": "monitoring"}
 
 
 @dataclass(kw_only=True)
@@ -84,7 +90,12 @@ class ReportContext:
     #: Holdout predictions: ``y`` and ``<who>:<class>`` probability columns.
     predictions: pd.DataFrame | None = None
     selection: str | None = None
+    #: Train and refit: the promotion decision. Monitor: what the run did about the drift.
     decision: str | None = None
+    #: Refit: why the run happened (the drift decision that triggered it, the event id).
+    trigger: str | None = None
+    #: Monitor: the comparison of the version's live traffic with its reference profile.
+    drift: DriftResult | None = None
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     #: Problems met while gathering inputs, shown at the top of the report.
     notes: list[str] = field(default_factory=list)
@@ -139,6 +150,7 @@ class ReportContext:
         selection: str | None = None,
         decision: str | None = None,
         kind: str = "train",
+        trigger: str | None = None,
         pip_check: PipCheck | None = None,
         plugins: Plugins | None = None,
     ) -> ReportContext:
@@ -146,13 +158,10 @@ class ReportContext:
 
         ``predictions`` is the frame (or the Parquet bytes) of
         :func:`mlplug.training.predictions_table`. With ``registry`` the report compares
-        with the task's earlier versions. ``pip_check`` defaults to running ``pip check``;
-        ``plugins`` (whose versions the report lists) to the process-wide manager.
+        with the task's earlier versions. ``kind`` is ``train`` or ``refit``; ``trigger``
+        says why a refit ran. ``pip_check`` defaults to running ``pip check``; ``plugins``
+        (whose versions the report lists) to the process-wide manager.
         """
-        from mlplug.environment import snapshot
-        from mlplug.plugins import get_plugins
-        from mlplug.reporting.doctor import pip_check as run_pip_check
-
         notes: list[str] = []
         champion_value, basis = None, ""
         if champion.proba is not None and champion.metrics is not None:
@@ -163,11 +172,6 @@ class ReportContext:
             except Exception as exc:  # the report must not fail the run
                 log.warning("business value of the champion failed: %s", exc)
                 notes.append(f"the champion's business value could not be computed: {exc}")
-        history, current = [], None
-        if registry is not None:
-            history = registry.versions(task_type.name)
-            alias = registry.alias(task_type.name)
-            current = alias.version if alias else None
         if isinstance(predictions, bytes):
             predictions = pd.read_parquet(io.BytesIO(predictions))
         return cls(
@@ -192,15 +196,56 @@ class ReportContext:
             champion_value=champion_value,
             champion_value_basis=basis,
             explanation=explanation,
-            environment=snapshot(),
-            environment_source="recorded during this training run",
-            pip_check=pip_check or run_pip_check(),
-            plugins=(plugins or get_plugins()).infos(),
-            history=history,
-            current_champion=current,
+            **_environment_now(kind),
+            **_tooling(pip_check, plugins),
+            **_lineage(registry, task_type.name),
             predictions=predictions,
             selection=selection,
             decision=decision,
+            trigger=trigger,
+            notes=notes,
+        )
+
+    @classmethod
+    def for_monitoring(
+        cls,
+        *,
+        task_type: TaskType,
+        version: ModelVersion | None,
+        drift: DriftResult,
+        registry: Registry | None = None,
+        decision: str | None = None,
+        notes: Sequence[str] = (),
+        pip_check: PipCheck | None = None,
+        plugins: Plugins | None = None,
+    ) -> ReportContext:
+        """The context of a monitor run that compared ``version``'s traffic with its
+        reference profile and got ``drift``.
+
+        ``decision`` says what the run did about it (a refit event raised, nothing);
+        ``notes`` are problems met while gathering the traffic. With ``registry`` the
+        report knows the task's champion and earlier versions. The environment is that of
+        the running process; ``pip_check`` and ``plugins`` default as for
+        :meth:`from_training`.
+        """
+        notes = list(notes)
+        if drift.task != task_type.name:
+            notes.append(f"the drift result is of task {drift.task!r}, not {task_type.name!r}")
+        if version is not None and drift.version != version.version:
+            notes.append(f"the drift result compares v{drift.version}, not the reported v{version.version}")
+        return cls(
+            task=task_type.name,
+            task_type=task_type,
+            kind="monitor",
+            version=version,
+            candidate_kind=version.kind if version else None,
+            dataset_hash=version.dataset_hash if version else None,
+            drift=drift,
+            decision=decision,
+            **_environment_now("monitor"),
+            **_tooling(pip_check, plugins),
+            **_lineage(registry, task_type.name, before=version.version if version else None),
+            created_at=drift.created_at,
             notes=notes,
         )
 
@@ -218,12 +263,10 @@ class ReportContext:
         """Rebuild the context of a committed version from the store.
 
         ``version`` is a :class:`ModelVersion`, a number, an alias or ``latest``. ``kind``
-        defaults to the version's ``info["report_kind"]``, else ``train``. ``pip check``
-        runs now, in this environment, and the report says so.
+        defaults to the version's ``info["report_kind"]`` or ``info["run_kind"]`` (what the
+        flow recorded), else ``train``. ``pip check`` runs now, in this environment, and the
+        report says so.
         """
-        from mlplug.plugins import get_plugins
-        from mlplug.reporting.doctor import pip_check as run_pip_check
-
         task = task_type.name
         mv = version if isinstance(version, ModelVersion) else registry.model(task, version)
         notes: list[str] = []
@@ -279,12 +322,12 @@ class ReportContext:
         env = load_json("env.json") or {}
         raw_predictions = artifact("predictions.parquet")
         predictions = pd.read_parquet(io.BytesIO(raw_predictions)) if raw_predictions else None
-        alias = registry.alias(task)
         rows = mv.info.get("rows") or {}
+        recorded_kind = mv.info.get("report_kind") or mv.info.get("run_kind") or "train"
         return cls(
             task=task,
             task_type=task_type,
-            kind=kind or str(mv.info.get("report_kind", "train")),
+            kind=kind or str(recorded_kind),
             version=mv,
             candidate_kind=mv.kind,
             params=dict(mv.params),
@@ -307,16 +350,44 @@ class ReportContext:
             environment=env,
             environment_source=f"recorded when version {mv.version} was trained (env.json)",
             regenerated=True,
-            pip_check=pip_check or run_pip_check(),
-            plugins=(plugins or get_plugins()).infos(),
-            history=[v for v in registry.versions(task) if v.version < mv.version],
-            current_champion=alias.version if alias else None,
+            **_tooling(pip_check, plugins),
+            **_lineage(registry, task, before=mv.version),
             predictions=predictions,
             selection=mv.info.get("selection"),
             decision=mv.info.get("decision"),
+            trigger=mv.info.get("trigger"),
             created_at=mv.created_at,
             notes=notes,
         )
+
+
+def _environment_now(kind: str) -> dict[str, Any]:
+    """The running process's environment snapshot, for a context built during its run."""
+    from mlplug.environment import snapshot
+
+    run = _RUN_WORDS.get(kind, kind)
+    return {"environment": snapshot(), "environment_source": f"recorded during this {run} run"}
+
+
+def _tooling(pip_check: PipCheck | None, plugins: Plugins | None) -> dict[str, Any]:
+    """``pip check`` (run now unless given) and the plugins of this process: every report
+    lists them as they are where it is built."""
+    from mlplug.plugins import get_plugins
+    from mlplug.reporting.doctor import pip_check as run_pip_check
+
+    return {"pip_check": pip_check or run_pip_check(), "plugins": (plugins or get_plugins()).infos()}
+
+
+def _lineage(registry: Registry | None, task: str, before: int | None = None) -> dict[str, Any]:
+    """The task's committed versions (those before ``before``, if given) and its champion."""
+    if registry is None:
+        return {"history": [], "current_champion": None}
+    alias = registry.alias(task)
+    versions = registry.versions(task)
+    return {
+        "history": [v for v in versions if before is None or v.version < before],
+        "current_champion": alias.version if alias else None,
+    }
 
 
 def _metrics(data: Any) -> Metrics | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html as _html
 import traceback
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +65,11 @@ def note(text: str | Html, level: str = "info") -> Html:
     return Html(f'<div class="note {escape(level)}">{body}</div>')
 
 
+def badge(text: str, level: str = "info") -> Html:
+    """A short coloured label inside text or a table cell; ``level`` as for :func:`note`."""
+    return Html(f'<span class="badge {escape(level)}">{escape(text)}</span>')
+
+
 def facts(items: Mapping[str, Any] | Sequence[tuple[str, Any]]) -> Html:
     """A two-column table of labelled values."""
     pairs = items.items() if isinstance(items, Mapping) else items
@@ -78,10 +83,13 @@ def table(
     *,
     caption: str | None = None,
     highlight: Sequence[bool] | None = None,
+    numeric: Collection[str] = (),
 ) -> Html:
     """Rows of mappings as a table; numbers are formatted and right-aligned.
 
     ``highlight[i]`` marks row ``i`` (the primary metric, the best trial, this version).
+    Columns in ``numeric`` are right-aligned too, for numbers a section formatted itself
+    (``0.123``, ``12.3%``).
     """
     if not rows:
         return Html('<p class="muted">(no rows)</p>')
@@ -92,8 +100,8 @@ def table(
         cells = []
         for c in columns:
             value = row.get(c)
-            numeric = isinstance(value, int | float) and not isinstance(value, bool)
-            cls = ' class="num"' if numeric else ""
+            is_number = isinstance(value, int | float) and not isinstance(value, bool)
+            cls = ' class="num"' if is_number or c in numeric else ""
             cells.append(f"<td{cls}>{_cell(value)}</td>")
         mark = ' class="hl"' if highlight is not None and highlight[i] else ""
         body.append(f"<tr{mark}>{''.join(cells)}</tr>")
@@ -166,6 +174,11 @@ figcaption { color: var(--muted); font-size: .85rem; max-width: 640px; }
 .note.warning { border-color: #c98a00; background: #fff6e0; }
 .note.error { border-color: #c0392b; background: #fdeeee; }
 .muted { color: var(--muted); }
+.badge { display: inline-block; padding: 0 .5rem; border-radius: .7rem; font-size: .8rem;
+         font-weight: 600; white-space: nowrap; background: #e3e8ef; color: #3d4856; }
+.badge.ok { background: #d7efe1; color: #1e6b41; }
+.badge.warning { background: #ffe7ad; color: #7a5300; }
+.badge.error { background: #f8d3cf; color: #8e2318; }
 pre { white-space: pre-wrap; font-size: .8rem; }
 blockquote { margin: .3rem 0 .6rem; padding: .3rem .8rem; border-left: 3px solid var(--line);
              color: var(--muted); }

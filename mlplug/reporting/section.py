@@ -3,7 +3,8 @@
 A section turns a :class:`~mlplug.reporting.context.ReportContext` into HTML blocks, a few
 summary lines for the Prefect markdown artifact and optional tables for Prefect table
 artifacts. The builtin sections (data, performance, experiments, business value,
-environment) are registered through the same hook as a third-party one.
+environment; drift for monitor reports) are registered through the same hook as a
+third-party one.
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ class ReportSection(ABC):
     name: ClassVar[str]
     #: Heading shown in the report and its table of contents.
     title: ClassVar[str]
-    #: Position: lower comes first. Builtins use 10 (data), 20 (performance),
-    #: 30 (experiments), 40 (business value), 50 (environment).
+    #: Position: lower comes first. Builtins use 10 (data; drift in monitor reports),
+    #: 20 (performance), 30 (experiments), 40 (business value), 50 (environment).
     order: ClassVar[int] = 100
     #: Report kinds the section renders for; see ``REPORT_KINDS``.
     applies_to: ClassVar[frozenset[str]] = frozenset({"train", "refit"})

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from mlplug.dataset import Dataset
 from mlplug.errors import DataError
@@ -45,12 +46,32 @@ def check_task(task: TaskType, workdir: Path, rows: int = 600, seed: int = 7) ->
     report.steps.append("synthetic data")
     _check_loader(task, data, workdir)
     report.steps.append("loader")
+    _check_monitoring(task, data)
+    report.steps.append("monitoring")
     train, valid = _split(data, seed)
     for kind in ("model", "baseline"):
         metrics = _check_model(task, kind, train, valid, workdir / kind)
         report.metrics[f"{kind}.{metrics.primary}"] = metrics.score
         report.steps.append(kind)
     return report
+
+
+def _check_monitoring(task: TaskType, data: Dataset) -> None:
+    """The profiled columns are what ``monitored_columns`` promises, one row per input row,
+    and a whylogs profile of them can be written and read back."""
+    from mlplug.monitoring.features import monitored_columns, monitoring_frame
+    from mlplug.monitoring.whylogs_compat import Profile
+
+    step = "monitoring"
+    extra = task.monitor_features(data.X)
+    _expect(isinstance(extra, pd.DataFrame), step, "monitor_features() must return a DataFrame")
+    _expect(len(extra) == len(data), step, f"monitor_features() gave {len(extra)} rows for {len(data)}")
+    proba = np.full((len(data), len(data.schema.classes)), 1 / len(data.schema.classes))
+    frame = monitoring_frame(task, data.schema, data.X, proba)
+    promised = [c.name for c in monitored_columns(task, data.schema)]
+    _expect(list(frame.columns) == promised, step, f"profiled columns {list(frame.columns)} != {promised}")
+    profile = Profile.from_bytes(Profile.of(frame).to_bytes())
+    _expect(profile.rows() == len(data), step, f"profile holds {profile.rows()} rows, not {len(data)}")
 
 
 def _check_declaration(task: TaskType) -> None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from functools import cache
+
 import numpy as np
 import pandas as pd
 
 from mlplug import training
 from mlplug.dataset import Dataset
+from mlplug.monitoring.drift import DriftResult, DriftThresholds, compare
+from mlplug.monitoring.features import monitored_columns, monitoring_frame
+from mlplug.monitoring.whylogs_compat import Profile
 from mlplug.plugins import new_plugins
 from mlplug.reporting import ReportContext
 from mlplug.reporting.doctor import PipCheck
@@ -35,7 +41,14 @@ class NoisyToyModel:
         (path / "scale.txt").write_text(repr(self.scale))
 
 
-def toy_context(rows: int = 600, *, trials: int = 3, champion: bool = True) -> ReportContext:
+def toy_context(
+    rows: int = 600,
+    *,
+    trials: int = 3,
+    champion: bool = True,
+    kind: str = "train",
+    trigger: str | None = None,
+) -> ReportContext:
     """A binary run of ToyTask with a real split, two candidates, a champion and trials.
 
     The plugin list is that of a builtin-only manager, so installed plugins stay out.
@@ -90,6 +103,8 @@ def toy_context(rows: int = 600, *, trials: int = 3, champion: bool = True) -> R
         dataset_hash=data.content_hash(),
         selection="the main model won on validation",
         decision="accuracy beats the champion",
+        kind=kind,
+        trigger=trigger,
         pip_check=PIP_OK,
         plugins=new_plugins(load_entry_points=False),
     )
@@ -134,3 +149,62 @@ def text_dataset() -> Dataset:
         }
     )
     return Dataset(schema.validate(frame, "hand-made"), schema, "hand-made")
+
+
+# -- monitoring ----------------------------------------------------------------------------
+
+#: Inputs of a monitored model: a long-tailed amount, a channel and a free-text note.
+TRAFFIC_SCHEMA = Schema(
+    features=(
+        Column("amount", Role.NUMERIC),
+        Column("channel", Role.CATEGORICAL),
+        Column("note", Role.TEXT),
+    ),
+    target="fraud",
+    classes=("no", "yes"),
+)
+WINDOW_END = datetime(2024, 5, 1, 12, tzinfo=UTC)
+WINDOW = (WINDOW_END - timedelta(hours=24), WINDOW_END)
+
+
+def traffic(rows: int, *, drift: float = 0.0, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Inputs and a model's probabilities. ``drift`` raises amounts, lengthens notes, moves
+    the channel mix towards the store, adds a channel the reference never saw and leaves
+    some amounts empty."""
+    rng = np.random.default_rng(seed)
+    amount = rng.lognormal(3 + drift, 1, rows)
+    amount[rng.random(rows) < 0.1 * drift] = np.nan
+    mix = np.array([0.5, 0.3, 0.2, 0.0]) * (1 - drift) + np.array([0.2, 0.2, 0.5, 0.1]) * drift
+    channel = rng.choice(["web", "app", "store", "kiosk"], rows, p=mix / mix.sum())
+    words = rng.poisson(5 + 5 * drift, rows) + 1
+    X = pd.DataFrame(  # noqa: N806
+        {"amount": amount, "channel": channel, "note": [" ".join(["word"] * k) for k in words]}
+    )
+    p = 1 / (1 + np.exp(-(np.log(np.nan_to_num(amount, nan=20.0)) - 3)))
+    return X, np.column_stack([1 - p, p])
+
+
+def profile(rows: int, *, drift: float = 0.0, seed: int = 0) -> Profile:
+    X, proba = traffic(rows, drift=drift, seed=seed)  # noqa: N806
+    return Profile.of(monitoring_frame(ToyTask("toy"), TRAFFIC_SCHEMA, X, proba))
+
+
+@cache
+def reference_profile() -> Profile:
+    return profile(2000, seed=1)
+
+
+def drift_result(
+    rows: int = 1000, *, drift: float = 0.0, seed: int = 7, version: int = 3, profiles: int = 4
+) -> DriftResult:
+    """A real comparison: profiles of generated traffic against a 2,000-row reference."""
+    return compare(
+        task="toy",
+        version=version,
+        columns=monitored_columns(ToyTask("toy"), TRAFFIC_SCHEMA),
+        reference=reference_profile(),
+        current=profile(rows, drift=drift, seed=seed),
+        profiles=profiles,
+        window=WINDOW,
+        thresholds=DriftThresholds(),
+    )

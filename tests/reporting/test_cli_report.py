@@ -84,7 +84,8 @@ def test_mlplug_report_writes_under_mlplug_home_by_default(registry: Registry, t
 
     result = runner.invoke(app, ["report", "toy", "--version", "1", "--kind", "monitor"])
     assert result.exit_code == 0, result.output
-    assert "toy v1 — monitoring report: 0 sections" in result.output  # no builtin applies yet
+    # Drift (which says the store holds no drift result for a version) and environment.
+    assert "toy v1 — monitoring report: 2 sections" in result.output
 
 
 def test_mlplug_report_unknown_task_lists_installed_ones(registry: Registry) -> None:

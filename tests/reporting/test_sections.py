@@ -21,6 +21,8 @@ from tests.reporting.htmlcheck import parse
 from tests.toy_task import ToyTask
 
 BUILTIN = ["data", "performance", "experiments", "business", "environment"]
+#: Builtin sections of monitor reports (the environment is in both).
+MONITOR_BUILTIN = ["drift"]
 
 
 class Extra(ReportSection):
@@ -83,7 +85,7 @@ def toy() -> ReportContext:
 
 def test_builtin_sections_are_registered_through_the_hook(mlplug_plugins: Plugins) -> None:
     sections = mlplug_plugins.report_sections()
-    assert list(sections) == BUILTIN
+    assert list(sections) == BUILTIN + MONITOR_BUILTIN
     assert {r.plugin for r in sections.values()} == {"mlplug.builtin.report_sections"}
     info = {i.name: i for i in mlplug_plugins.infos()}["mlplug.builtin.report_sections"]
     assert info.builtin and info.hooks == ("register_report_sections",)
@@ -131,8 +133,9 @@ def test_sections_apply_to_report_kinds(register_plugin, mlplug_plugins) -> None
     register_plugin(plugin_with(MonitorOnly()), "monitoring")
     train_report = build_report(toy_context(trials=0, champion=False), mlplug_plugins)
     assert "drift-only" not in [s.name for s in train_report.sections]
-    monitor = ReportContext(task="toy", task_type=ToyTask(), kind="monitor")
-    assert [s.name for s in build_report(monitor, mlplug_plugins).sections] == ["drift-only"]
+    monitor = ReportContext(task="toy", task_type=ToyTask(), kind="monitor", pip_check=PIP_OK)
+    sections = [s.name for s in build_report(monitor, mlplug_plugins).sections]
+    assert sections == ["drift", "environment", "drift-only"]
 
 
 def test_registering_bad_sections_is_logged_and_skipped(register_plugin, mlplug_plugins) -> None:

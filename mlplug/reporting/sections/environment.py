@@ -1,5 +1,6 @@
-"""Environment: where the model was trained. Interpreter, OS and hardware, the versions of
-the dependencies that matter and of every plugin, the git commit, and ``pip check``."""
+"""Environment: where the model was trained, or where the monitor run ran. Interpreter, OS and
+hardware, the versions of the dependencies that matter and of every plugin, the git commit,
+and ``pip check``."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class EnvironmentSection(ReportSection):
     name = "environment"
     title = "Environment"
     order = 50
+    applies_to = frozenset({"train", "refit", "monitor"})
 
     def render(self, ctx: ReportContext) -> SectionOutput | None:
         env = ctx.environment
@@ -93,16 +95,17 @@ def _plugin_rows(ctx: ReportContext, installed: dict[str, str]) -> list[dict[str
     rows = []
     for info in ctx.plugins:
         recorded = installed.get(doctor.normalize(info.distribution)) if info.distribution else None
-        rows.append(
-            {
-                "plugin": info.name,
-                "distribution": "builtin" if info.builtin else (info.distribution or "—"),
-                "version": info.version or ("(mlplug)" if info.builtin else "—"),
-                "version at training": recorded or "—",
-                "task types": ", ".join(info.tasks) or "—",
-                "hooks": ", ".join(info.hooks),
-            }
-        )
+        row = {
+            "plugin": info.name,
+            "distribution": "builtin" if info.builtin else (info.distribution or "—"),
+            "version": info.version or ("(mlplug)" if info.builtin else "—"),
+            "version at training": recorded or "—",
+            "task types": ", ".join(info.tasks) or "—",
+            "hooks": ", ".join(info.hooks),
+        }
+        if ctx.kind == "monitor":  # no training here: the snapshot is of this very process
+            del row["version at training"]
+        rows.append(row)
     return rows
 
 

@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 
 from mlplug.dataset import Dataset
 from mlplug.schema import Schema
 from mlplug.task import BusinessValue, Explanation, LoadOptions, Metrics, Model, SearchSpace, TaskType
 from mlplug_convqa.loader import ConvQALoadOptions, build_schema, load_conversations, text_column
+from mlplug_convqa.monitoring import style_features
 from mlplug_convqa.synthetic import ID_COLUMN, LABELS, generate_conversations
 
 #: Most epochs a tuning trial may train; ASHA's resource is the epoch.
@@ -159,6 +161,9 @@ class ConvQATask(TaskType):
             minutes_per_review=self.minutes_per_review or settings.minutes_per_review,
             target_precision=self.target_precision or settings.target_precision,
         )
+
+    def monitor_features(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
+        return style_features(X)
 
     def explain(self, model: Model, data: Dataset, rows: int = 100) -> Explanation:
         from mlplug_convqa.explain import explain_model

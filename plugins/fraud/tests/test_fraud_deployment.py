@@ -6,26 +6,16 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from uuid import UUID
 
 import pytest
+from fraud_support import prefect_cli, run_worker_once
 
 from mlplug.registry import Registry
 from mlplug.storage.local import LocalStore
 
-ROOT = Path(__file__).resolve().parents[3]
-PREFECT = str(Path(sys.executable).with_name("prefect"))
-
 pytestmark = pytest.mark.slow
-
-
-def _prefect(env: dict[str, str], *args: str, timeout: float = 120) -> str:
-    out = subprocess.run([PREFECT, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    assert out.returncode == 0, f"prefect {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}"
-    return out.stdout
 
 
 def test_train_fraud_deployment_runs_on_a_process_worker(prefect_server, tmp_path: Path) -> None:
@@ -37,23 +27,16 @@ def test_train_fraud_deployment_runs_on_a_process_worker(prefect_server, tmp_pat
         "MLPLUG_HOME": str(tmp_path / "home"),
         "MLPLUG_LOAD_PLUGINS": "fraud",
     }
-    _prefect(env, "work-pool", "create", "mlplug-process", "--type", "process", "--overwrite")
-    _prefect(env, "--no-prompt", "deploy", "--name", "train-fraud")
-    out = _prefect(
+    prefect_cli(env, "work-pool", "create", "mlplug-process", "--type", "process", "--overwrite")
+    prefect_cli(env, "--no-prompt", "deploy", "--name", "train-fraud")
+    out = prefect_cli(
         env,
         "deployment", "run", "train/train-fraud",
         "--param", "rows=3000", "--param", "trials=2", "--param", "cpus=2",
     )  # fmt: skip
     run_id = UUID(re.search(r"UUID:\s*([0-9a-f-]{36})", out).group(1))
 
-    worker = subprocess.run(
-        [PREFECT, "worker", "start", "--pool", "mlplug-process", "--run-once"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    worker = run_worker_once(env)
     assert worker.returncode == 0, worker.stdout + worker.stderr
 
     from prefect.client.orchestration import get_client

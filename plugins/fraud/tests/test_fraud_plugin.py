@@ -31,7 +31,7 @@ def test_fraud_task_implements_the_whole_contract() -> None:
 
 def test_passes_mlplugs_conformance_check(tmp_path: Path) -> None:
     report = check_task(FraudTask(), tmp_path)
-    assert report.steps == ["declaration", "synthetic data", "loader", "model", "baseline"]
+    assert report.steps == ["declaration", "synthetic data", "loader", "monitoring", "model", "baseline"]
 
 
 def test_entry_point_points_at_the_plugin_module() -> None:

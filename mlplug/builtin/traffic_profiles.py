@@ -1,0 +1,95 @@
+"""Builtin plugin: every server profiles the traffic it answers into the store.
+
+The ``profiles`` traffic observer feeds each answered ``/predict`` batch into a
+:class:`~mlplug.monitoring.profiles.ProfileWriter`, which writes one whylogs profile per
+model version every ``MLPLUG_PROFILE_FLUSH_SECONDS`` (sooner once
+``MLPLUG_PROFILE_MAX_ROWS`` rows wait) and at shutdown, under
+``<task>/profiles/<version>/``. ``MLPLUG_MONITORING=false`` keeps it out of the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from mlplug import hookimpl
+from mlplug.settings import get_settings
+
+if TYPE_CHECKING:
+    from mlplug.monitoring.profiles import ProfileWriter
+    from mlplug.serving.observe import ServingContext, TrafficBatch, TrafficObserverFactory
+
+log = logging.getLogger(__name__)
+
+#: Seconds between checks whether a flush is due; bounds how late a quiet server flushes.
+TICK_SECONDS = 1.0
+#: Seconds ``close`` waits for a timer flush in progress.
+CLOSE_WAIT_SECONDS = 30.0
+
+
+@hookimpl
+def register_traffic_observers(register: Callable[[str, TrafficObserverFactory], None]) -> None:
+    register("profiles", profile_observer)
+
+
+def profile_observer(context: ServingContext) -> ProfileObserver | None:
+    """The observer for one server, or ``None`` when monitoring is switched off."""
+    settings = get_settings()
+    if not settings.monitoring:
+        log.info("traffic profiles off (MLPLUG_MONITORING=false)")
+        return None
+    # Imported here: loading plugins must not pull in the monitoring package.
+    from mlplug.monitoring.profiles import ProfileWriter
+    from mlplug.monitoring.whylogs_compat import preload
+
+    # Load whylogs now, before the server reports ready: imported by the first flush, it
+    # competes with live requests for the GIL and the core, and slows them for seconds.
+    preload()
+    writer = ProfileWriter(
+        context.store,
+        context.task_type,
+        context.schema,
+        context.version.threshold,
+        flush_seconds=settings.profile_flush_seconds,
+        max_rows=settings.profile_max_rows,
+    )
+    return ProfileObserver(writer)
+
+
+class ProfileObserver:
+    """A :class:`~mlplug.serving.observe.TrafficObserver` that buffers batches in a writer.
+
+    ``observe`` only appends (profiling happens at flush); a daemon timer asks the writer
+    to flush when due, so the last rows are written even when traffic stops. The timer
+    starts with the first batch: a server that never gets traffic, or an app that is
+    never started, has no thread.
+    """
+
+    def __init__(self, writer: ProfileWriter, tick: float = TICK_SECONDS) -> None:
+        self.writer = writer
+        self.tick = tick
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+
+    def observe(self, batch: TrafficBatch) -> None:
+        if self._timer is None and not self._stop.is_set():  # only the observer thread calls this
+            self._timer = threading.Thread(target=self._run, name="mlplug-profile-flush", daemon=True)
+            self._timer.start()
+        self.writer.add(batch.version, batch.features, batch.rows, batch.proba, batch.predictions)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._timer is not None:
+            # Let a flush in progress finish; the writer is thread-safe, so a stuck store
+            # only delays shutdown by this much before the final flush.
+            self._timer.join(CLOSE_WAIT_SECONDS)
+        self.writer.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.tick):
+            try:
+                self.writer.flush_if_due()
+            except Exception:  # flush logs store errors; anything else must not end the timer
+                log.exception("traffic profile flush failed")

@@ -1,0 +1,189 @@
+"""Profiles in the store.
+
+::
+
+    <task>/models/<version>/reference.profile          inputs and outputs on the holdout
+    <task>/profiles/<version>/<UTC time>-<writer>.profile   one per flush of live traffic
+
+A profile's key starts with the UTC time of its flush, so a monitor run selects a window by
+listing keys, without reading any profile it does not need. Writes are create-only: two
+writers never overwrite each other, and a reader never sees half a profile.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from mlplug.monitoring.features import monitoring_frame
+from mlplug.monitoring.whylogs_compat import Profile
+from mlplug.schema import Schema
+from mlplug.storage.base import Store
+from mlplug.task import TaskType
+
+log = logging.getLogger(__name__)
+
+REFERENCE_FILE = "reference.profile"
+_SUFFIX = ".profile"
+_TIME_FORMAT = "%Y%m%dT%H%M%S.%fZ"
+
+
+@dataclass(frozen=True)
+class ProfileRef:
+    key: str
+    at: datetime
+
+
+def profile_prefix(task: str, version: int) -> str:
+    return f"{task}/profiles/{version}/"
+
+
+def profile_key(task: str, version: int, at: datetime, writer: str) -> str:
+    return f"{profile_prefix(task, version)}{at.astimezone(UTC).strftime(_TIME_FORMAT)}-{writer}{_SUFFIX}"
+
+
+def list_profiles(
+    store: Store, task: str, version: int, since: datetime | None = None, until: datetime | None = None
+) -> list[ProfileRef]:
+    """Profiles of ``version`` flushed in ``[since, until)``, oldest first."""
+    refs = []
+    for key in store.list(profile_prefix(task, version)):
+        name = key.rsplit("/", 1)[-1]
+        if not name.endswith(_SUFFIX):
+            continue
+        try:
+            at = datetime.strptime(name.split("-", 1)[0], _TIME_FORMAT).replace(tzinfo=UTC)
+        except ValueError:
+            log.warning("ignoring %s: not a profile name mlplug writes", key)
+            continue
+        if (since is None or at >= since) and (until is None or at < until):
+            refs.append(ProfileRef(key, at))
+    return sorted(refs, key=lambda r: r.at)
+
+
+def read_merged(store: Store, keys: Sequence[str]) -> Profile | None:
+    merged: Profile | None = None
+    for key in keys:
+        profile = Profile.from_bytes(store.get(key))
+        merged = profile if merged is None else merged.merge(profile)
+    return merged
+
+
+def writer_id() -> str:
+    """Unique per process: host, pid and a random suffix (pods reuse pids)."""
+    host = socket.gethostname().replace("-", "_")[:40] or "host"
+    return f"{host}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+
+def reference_profile(
+    task_type: TaskType,
+    schema: Schema,
+    X: pd.DataFrame,  # noqa: N803
+    proba: np.ndarray,
+    threshold: float | None,
+) -> bytes:
+    """The profile a version's live traffic is compared with: its holdout inputs and outputs."""
+    return Profile.of(monitoring_frame(task_type, schema, X, proba, threshold=threshold)).to_bytes()
+
+
+class ProfileWriter:
+    """Buffers scored rows per model version and writes one profile per flush.
+
+    Rows are kept raw and profiled at flush time, in one vectorised whylogs call: logging
+    each request on its own costs milliseconds, buffering costs an append. A flush happens
+    when ``flush_seconds`` have passed or ``max_rows`` rows are waiting, and at ``close``.
+    Thread-safe: ``add`` runs on the observer thread, the timer on its own.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        task_type: TaskType,
+        schema: Schema,
+        threshold: float | None,
+        *,
+        flush_seconds: float = 60.0,
+        max_rows: int = 50_000,
+    ) -> None:
+        self.store = store
+        self.task_type = task_type
+        self.schema = schema
+        self.threshold = threshold
+        self.flush_seconds = flush_seconds
+        self.max_rows = max_rows
+        self.writer = writer_id()
+        #: The most recent keys written (a long-lived server writes ~1,440 a day).
+        self.written: deque[str] = deque(maxlen=1000)
+        self._sequence = itertools.count()
+        self._lock = threading.Lock()
+        self._buffers: dict[int, _Buffer] = {}
+        self._last_flush = time.monotonic()
+
+    def add(
+        self,
+        version: int,
+        features: Sequence[str],
+        rows: list[list],
+        proba: np.ndarray,
+        predictions: Sequence[str],
+    ) -> None:
+        with self._lock:
+            buffer = self._buffers.setdefault(version, _Buffer(tuple(features)))
+            buffer.rows.extend(rows)
+            buffer.proba.append(np.asarray(proba, dtype=float))
+            buffer.predictions.extend(predictions)
+            full = sum(len(b.rows) for b in self._buffers.values()) >= self.max_rows
+        if full:
+            self.flush()
+
+    def flush_if_due(self) -> None:
+        if time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> list[str]:
+        """Write what is buffered; a failed write keeps nothing and is logged, not raised."""
+        with self._lock:
+            buffers, self._buffers = self._buffers, {}
+            self._last_flush = time.monotonic()
+        keys = []
+        for version, buffer in buffers.items():
+            if not buffer.rows:
+                continue
+            try:
+                keys.append(self._write(version, buffer))
+            except Exception:
+                log.exception("could not write a traffic profile of %d rows", len(buffer.rows))
+        self.written.extend(keys)
+        return keys
+
+    def _write(self, version: int, buffer: _Buffer) -> str:
+        X = pd.DataFrame(buffer.rows, columns=list(buffer.features))  # noqa: N806
+        frame = monitoring_frame(
+            self.task_type, self.schema, X, np.concatenate(buffer.proba), buffer.predictions
+        )
+        # The sequence number keeps two flushes in the same microsecond apart.
+        writer = f"{self.writer}_{next(self._sequence)}"
+        key = profile_key(self.task_type.name, version, datetime.now(UTC), writer)
+        self.store.put(key, Profile.of(frame).to_bytes(), if_none_match=True)
+        log.info("wrote traffic profile %s (%d rows)", key, len(frame))
+        return key
+
+
+@dataclass
+class _Buffer:
+    features: tuple[str, ...]
+    rows: list[list] = field(default_factory=list)
+    proba: list[np.ndarray] = field(default_factory=list)
+    predictions: list[str] = field(default_factory=list)

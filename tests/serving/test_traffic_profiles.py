@@ -1,0 +1,268 @@
+"""Traffic profiles: the builtin ``profiles`` observer in a real server, and the
+``ProfileWriter`` it feeds (flush triggers, versions, store failures, concurrency)."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+import mlplug
+from mlplug.monitoring.features import PREDICTION, SCORE
+from mlplug.monitoring.profiles import ProfileWriter, list_profiles, read_merged
+from mlplug.monitoring.whylogs_compat import CategoricalSketch, NumericSketch, Profile
+from mlplug.plugins import Plugins
+from mlplug.registry import Registry
+from mlplug.serving.app import create_app
+from mlplug.serving.config import ServeSettings
+from mlplug.serving.observe import TrafficBatch
+from mlplug.settings import get_settings
+from mlplug.storage import Store, open_store
+from mlplug.testing.servers import app_in_thread, mlplug_server
+from tests.serving.support import AUTH, FraudStore, fraud_records, register_toy, server_env
+from tests.toy_task import ToyTask
+
+TOY = ToyTask("toy")
+
+
+def toy_batch(values: list[float], version: int = 1, rate: float = 0.25) -> dict:
+    """``ProfileWriter.add`` arguments for toy rows, labelled as a 0.5 threshold would."""
+    proba = np.tile([1 - rate, rate], (len(values), 1))
+    return {
+        "version": version,
+        "features": ("x",),
+        "rows": [[v] for v in values],
+        "proba": proba,
+        "predictions": ["yes" if rate >= 0.5 else "no"] * len(values),
+    }
+
+
+def toy_writer(store: Store, **options: float) -> ProfileWriter:
+    return ProfileWriter(store, TOY, TOY.schema, 0.5, **{"flush_seconds": 3600.0, **options})  # type: ignore[arg-type]
+
+
+def profiled_rows(
+    store: Store, task: str, version: int, exclude: frozenset[str] = frozenset()
+) -> tuple[int, int]:
+    """Rows in the merged profiles of ``version`` (those not in ``exclude``), and how many."""
+    keys = [r.key for r in list_profiles(store, task, version) if r.key not in exclude]
+    merged = read_merged(store, keys)
+    return (merged.rows() if merged else 0), len(keys)
+
+
+# -- ProfileWriter --------------------------------------------------------------------
+
+
+def test_a_writer_flushes_when_max_rows_wait(mlplug_store: Store) -> None:
+    writer = toy_writer(mlplug_store, max_rows=10)
+    writer.add(**toy_batch([0.0] * 6))
+    assert list(writer.written) == []
+    writer.add(**toy_batch([1.0] * 6))
+    assert len(writer.written) == 1
+    assert profiled_rows(mlplug_store, "toy", 1) == (12, 1)
+    writer.flush_if_due()  # not due for an hour, and nothing waits
+    assert writer.flush() == []  # an empty buffer writes nothing
+
+
+def test_a_writer_writes_one_profile_per_version(mlplug_store: Store) -> None:
+    writer = toy_writer(mlplug_store)
+    writer.add(**toy_batch([0.5, 1.5, 2.5], version=1))
+    writer.add(**toy_batch([3.0] * 5, version=2, rate=0.75))
+    writer.add(**toy_batch([4.0], version=1))
+    keys = writer.flush()
+    assert sorted(k.split("/")[2] for k in keys) == ["1", "2"]
+    assert profiled_rows(mlplug_store, "toy", 1) == (4, 1)
+    assert profiled_rows(mlplug_store, "toy", 2) == (5, 1)
+    v2 = read_merged(mlplug_store, [list_profiles(mlplug_store, "toy", 2)[0].key])
+    assert v2 is not None
+    labels = v2.sketch(PREDICTION, "categorical")
+    assert isinstance(labels, CategoricalSketch) and labels.counts == {"yes": 5.0}
+    x = v2.sketch("x", "numeric")
+    assert isinstance(x, NumericSketch) and x.quantiles([0.5]) == [3.0]
+
+
+class FailingStore:
+    """A store whose writes fail, as an unreachable S3 does."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.attempts = 0
+
+    def put(self, key: str, data: bytes, **kwargs: object) -> str:
+        self.attempts += 1
+        raise OSError("store unreachable")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def test_a_failing_store_is_logged_and_never_raised(mlplug_store: Store, caplog) -> None:
+    store = FailingStore(mlplug_store)
+    writer = toy_writer(store, max_rows=3)  # type: ignore[arg-type]
+    with caplog.at_level(logging.ERROR, logger="mlplug.monitoring.profiles"):
+        writer.add(**toy_batch([1.0, 2.0, 3.0]))  # the flush that max_rows triggers fails
+        writer.add(**toy_batch([4.0]))
+        assert writer.flush() == []
+    assert store.attempts == 2
+    assert caplog.text.count("could not write a traffic profile") == 2
+    assert "store unreachable" in caplog.text
+    assert list(mlplug_store.list("toy/profiles/")) == []
+
+
+def test_concurrent_adds_and_flushes_lose_no_rows(mlplug_store: Store) -> None:
+    writer = toy_writer(mlplug_store)
+    Profile.empty()  # import whylogs first, or the first flush outlasts all the adds
+    batches, per_batch = 400, 5
+    adding = threading.Event()
+    adding.set()
+
+    def add() -> None:
+        try:
+            for i in range(batches):
+                writer.add(**toy_batch([float(i)] * per_batch))
+                if i % 100 == 99:  # make sure flushes land while adds are still to come
+                    seen, deadline = flushes, time.monotonic() + 10
+                    while flushes == seen and time.monotonic() < deadline:
+                        time.sleep(0.001)
+        finally:
+            adding.clear()
+
+    flushes = 0
+
+    def flush() -> None:
+        nonlocal flushes
+        while adding.is_set():
+            writer.flush()
+            flushes += 1
+
+    threads = [threading.Thread(target=add), threading.Thread(target=flush)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    writer.flush()
+    rows, profiles = profiled_rows(mlplug_store, "toy", 1)
+    assert rows == batches * per_batch
+    assert profiles > 1 and flushes > 1  # the flushes really interleaved with the adds
+    assert profiles == len(writer.written)
+
+
+# -- the builtin observer, in this process ----------------------------------------------
+
+
+class Toys:
+    @mlplug.hookimpl
+    def register_tasks(self, register):  # type: ignore[no-untyped-def]
+        register(ToyTask("toy"))
+
+
+@pytest.fixture
+def toy_store(register_plugin, mlplug_store: Store) -> Registry:
+    register_plugin(Toys(), "toys")
+    registry = Registry(mlplug_store)
+    registry.promote("toy", register_toy(registry, rate=0.25).version)
+    return registry
+
+
+def _serve_toy(values: list[float]) -> None:
+    app = create_app(ServeSettings(task="toy", insecure=True, reload_interval=0))
+    with app_in_thread(app) as url, httpx.Client() as client:
+        for value in values:
+            assert client.post(f"{url}/predict", json={"x": value}).status_code == 200
+
+
+def test_the_profiles_observer_is_a_builtin(mlplug_plugins: Plugins) -> None:
+    observers = mlplug_plugins.traffic_observers()
+    assert observers["profiles"].plugin == "mlplug.builtin.traffic_profiles"
+
+
+def test_a_server_writes_the_traffic_it_answered_at_shutdown(toy_store: Registry) -> None:
+    _serve_toy([float(i) for i in range(25)])
+    assert profiled_rows(toy_store.store, "toy", 1) == (25, 1)
+
+
+def test_monitoring_off_writes_no_profiles(toy_store: Registry, monkeypatch) -> None:
+    monkeypatch.setenv("MLPLUG_MONITORING", "false")
+    _serve_toy([float(i) for i in range(25)])
+    assert list(toy_store.store.list("toy/profiles/")) == []
+
+
+def test_the_timer_flushes_when_traffic_stops(mlplug_store: Store) -> None:
+    from mlplug.builtin.traffic_profiles import ProfileObserver
+
+    observer = ProfileObserver(toy_writer(mlplug_store, flush_seconds=0.2), tick=0.05)
+    batch = TrafficBatch(task="toy", **toy_batch([1.0, 2.0]), received_at=time.time(), latency_seconds=0.0)
+    observer.observe(batch)
+    deadline = time.monotonic() + 20
+    while not observer.writer.written and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(observer.writer.written) == 1  # written by the timer, before close
+    observer.observe(batch)
+    observer.close()
+    assert profiled_rows(mlplug_store, "toy", 1) == (4, 2)
+    assert observer._timer is not None and not observer._timer.is_alive()
+
+
+def test_the_flush_interval_must_be_positive(monkeypatch) -> None:
+    monkeypatch.setenv("MLPLUG_PROFILE_FLUSH_SECONDS", "0")
+    with pytest.raises(ValidationError, match="profile_flush_seconds"):
+        get_settings()
+    monkeypatch.setenv("MLPLUG_PROFILE_FLUSH_SECONDS", "0.5")
+    assert get_settings().profile_flush_seconds == 0.5
+
+
+# -- mlplug serve, a real process ----------------------------------------------------------
+
+
+def test_mlplug_serve_profiles_every_row_it_answers(private_store: FraudStore, tmp_path: Path) -> None:
+    store = open_store(private_store.url)
+    version = private_store.catboost.version
+    # The copy may hold profiles the session server wrote; only this server's count.
+    before = frozenset(r.key for r in list_profiles(store, "fraud", version))
+    env = server_env(private_store, tmp_path / "home", MLPLUG_PROFILE_FLUSH_SECONDS="0.5")
+    labels: collections.Counter[str] = collections.Counter()
+    with (
+        mlplug_server("fraud", tmp_path, env=env) as server,
+        httpx.Client(headers=AUTH, timeout=30) as client,
+    ):
+
+        def send(records: list[dict]) -> None:
+            answer = client.post(f"{server.url}/predict", json={"records": records})
+            assert answer.status_code == 200, answer.text
+            labels.update(p["prediction"] for p in answer.json()["predictions"])
+
+        for seed in range(3):
+            send(fraud_records(100, seed=seed))
+        single = client.post(f"{server.url}/predict", json=fraud_records(1, seed=9)[0])
+        assert single.status_code == 200, single.text
+        labels[single.json()["prediction"]] += 1
+        # Traffic stops: the timer writes the buffered rows while the server still runs.
+        deadline = time.monotonic() + 30
+        while profiled_rows(store, "fraud", version, before)[0] < 301 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert profiled_rows(store, "fraud", version, before)[0] == 301
+        send(fraud_records(50, seed=7))
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=60) == 0
+        log = server.log.read_text()
+
+    rows, profiles = profiled_rows(store, "fraud", version, before)
+    assert rows == 351 and profiles >= 2  # the rest was written at shutdown
+    keys = [r.key for r in list_profiles(store, "fraud", version) if r.key not in before]
+    merged = read_merged(store, keys)
+    assert merged is not None
+    features = [c["name"] for c in private_store.catboost.schema["features"]]
+    assert set(features) | {PREDICTION, SCORE} <= set(merged.columns)
+    predicted = merged.sketch(PREDICTION, "categorical")
+    assert isinstance(predicted, CategoricalSketch) and predicted.counts == dict(labels)
+    score = merged.sketch(SCORE, "numeric")
+    assert isinstance(score, NumericSketch) and score.rows == 351 and score.missing == 0
+    assert "wrote traffic profile" in log and "Traceback" not in log
