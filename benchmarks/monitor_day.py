@@ -92,7 +92,7 @@ def main() -> None:
     print(f"  observer add(): {add_seconds / n * 1e6:.1f} us per one-row request")
     print(f"  flushes: {(write_seconds - add_seconds) / args.profiles * 1e3:.0f} ms per profile")
     print(f"monitor: list + read + merge {window.profiles} profiles: {merge_seconds:.1f} s")
-    print(f"  drift scores for {len(result.columns)} columns: {score_seconds:.2f} s")
+    print(f"  drift scores for {len(result.columns)} columns: {score_seconds * 1e3:.0f} ms")
     print(f"  drift report: {report_seconds:.1f} s, {len(report.html) / 1e6:.2f} MB")
     print(f"  merged rows {window.profile.rows():,}; decision: {result.decision}")
 
