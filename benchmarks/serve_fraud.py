@@ -75,6 +75,10 @@ mlflow.catboost.save_model(model, sys.argv[2])
 """
 
 
+OURS = "mlplug serve (auth + validation + traffic profiles)"
+OURS_NO_PROFILES = "mlplug serve, monitoring off"
+
+
 def _taskset(core: int) -> list[str]:
     return ["taskset", "-c", str(core)] if shutil.which("taskset") else []
 
@@ -220,11 +224,12 @@ def main() -> None:
             "--log-level",
             "warning",
         ]
-        env = {**base_env, "MLPLUG_API_KEYS": API_KEY}
-        with _server(serve, env, f"http://{LOOPBACK}:{port}/readyz", tmp / "mlplug.log"):
-            results["mlplug serve (auth + validation)"] = _load(
-                f"http://{LOOPBACK}:{port}/predict", plain, args, True
-            )
+        # The default server profiles its traffic for monitoring; the second run switches that
+        # off, so the difference is the cost of the traffic observer.
+        for name, extra in ((OURS, {}), (OURS_NO_PROFILES, {"MLPLUG_MONITORING": "false"})):
+            env = {**base_env, "MLPLUG_API_KEYS": API_KEY, **extra}
+            with _server(serve, env, f"http://{LOOPBACK}:{port}/readyz", tmp / "mlplug.log"):
+                results[name] = _load(f"http://{LOOPBACK}:{port}/predict", plain, args, True)
 
         mlflow = args.mlflow_venv / "bin" / "mlflow"
         if not args.skip_mlflow:
@@ -253,7 +258,7 @@ def main() -> None:
                     f"http://{LOOPBACK}:{port}/invocations", framed, args, False
                 )
     uptime_after = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    ours = results["mlplug serve (auth + validation)"]
+    ours = results[OURS]
     bare_rps = results["bare FastAPI (constant)"]["throughput_rps"]
     summary = {
         "concurrency": args.concurrency,
@@ -263,6 +268,7 @@ def main() -> None:
         "uptime_after": uptime_after,
         "results": results,
         "mlplug_vs_bare": round(ours["throughput_rps"] / bare_rps, 3),
+        "profiles_cost": round(1 - ours["throughput_rps"] / results[OURS_NO_PROFILES]["throughput_rps"], 3),
     }
     if "mlflow models serve" in results:
         summary["mlplug_vs_mlflow"] = round(

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     profile_flush_seconds: float = Field(default=60.0, gt=0)
     #: Buffered rows that make a server write a profile before the interval is up.
     profile_max_rows: int = Field(default=50_000, ge=1)
+    #: Share of answered requests a server profiles; lower it when profiling every request
+    #: costs too much CPU (drift compares shares, so a uniform sample does not bias it).
+    profile_sample: float = Field(default=1.0, gt=0, le=1)
 
     @field_validator("home")
     @classmethod

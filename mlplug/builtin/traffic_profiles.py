@@ -10,6 +10,7 @@ model version every ``MLPLUG_PROFILE_FLUSH_SECONDS`` (sooner once
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -55,7 +56,7 @@ def profile_observer(context: ServingContext) -> ProfileObserver | None:
         flush_seconds=settings.profile_flush_seconds,
         max_rows=settings.profile_max_rows,
     )
-    return ProfileObserver(writer)
+    return ProfileObserver(writer, sample=settings.profile_sample)
 
 
 class ProfileObserver:
@@ -67,9 +68,11 @@ class ProfileObserver:
     never started, has no thread.
     """
 
-    def __init__(self, writer: ProfileWriter, tick: float = TICK_SECONDS) -> None:
+    def __init__(self, writer: ProfileWriter, tick: float = TICK_SECONDS, sample: float = 1.0) -> None:
         self.writer = writer
         self.tick = tick
+        self.sample = sample
+        self._random = random.Random()
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
 
@@ -77,6 +80,8 @@ class ProfileObserver:
         if self._timer is None and not self._stop.is_set():  # only the observer thread calls this
             self._timer = threading.Thread(target=self._run, name="mlplug-profile-flush", daemon=True)
             self._timer.start()
+        if self.sample < 1.0 and self._random.random() >= self.sample:
+            return
         self.writer.add(batch.version, batch.features, batch.rows, batch.proba, batch.predictions)
 
     def close(self) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from mlplug.monitoring.features import monitoring_frame
-from mlplug.monitoring.whylogs_compat import Profile
+from mlplug.monitoring.whylogs_compat import Profile, ProfileBuilder
 from mlplug.schema import Schema
 from mlplug.storage.base import Store
 from mlplug.task import TaskType
@@ -101,10 +101,12 @@ def reference_profile(
 class ProfileWriter:
     """Buffers scored rows per model version and writes one profile per flush.
 
-    Rows are kept raw and profiled at flush time, in one vectorised whylogs call: logging
-    each request on its own costs milliseconds, buffering costs an append. A flush happens
-    when ``flush_seconds`` have passed or ``max_rows`` rows are waiting, and at ``close``.
-    Thread-safe: ``add`` runs on the observer thread, the timer on its own.
+    Rows arrive one request at a time and are profiled in chunks of ``chunk_rows``, in one
+    vectorised whylogs call each, into a running profile per version: logging each request
+    on its own costs milliseconds, and holding a whole window of raw rows makes every
+    garbage collection of the server walk them. A flush (when ``flush_seconds`` have passed,
+    ``max_rows`` rows are waiting, and at ``close``) profiles the rest and writes the
+    profile. Thread-safe: ``add`` runs on the observer thread, the timer on its own.
     """
 
     def __init__(
@@ -116,6 +118,7 @@ class ProfileWriter:
         *,
         flush_seconds: float = 60.0,
         max_rows: int = 50_000,
+        chunk_rows: int = 2_000,
     ) -> None:
         self.store = store
         self.task_type = task_type
@@ -123,6 +126,7 @@ class ProfileWriter:
         self.threshold = threshold
         self.flush_seconds = flush_seconds
         self.max_rows = max_rows
+        self.chunk_rows = chunk_rows
         self.writer = writer_id()
         #: The most recent keys written (a long-lived server writes ~1,440 a day).
         self.written: deque[str] = deque(maxlen=1000)
@@ -140,11 +144,15 @@ class ProfileWriter:
         predictions: Sequence[str],
     ) -> None:
         with self._lock:
-            buffer = self._buffers.setdefault(version, _Buffer(tuple(features)))
+            buffer = self._buffers.get(version)
+            if buffer is None:
+                buffer = self._buffers[version] = _Buffer(tuple(features))
             buffer.rows.extend(rows)
             buffer.proba.append(np.asarray(proba, dtype=float))
             buffer.predictions.extend(predictions)
-            full = sum(len(b.rows) for b in self._buffers.values()) >= self.max_rows
+            if len(buffer.rows) >= self.chunk_rows:
+                self._track(buffer)
+            full = sum(b.total for b in self._buffers.values()) >= self.max_rows
         if full:
             self.flush()
 
@@ -159,25 +167,39 @@ class ProfileWriter:
             self._last_flush = time.monotonic()
         keys = []
         for version, buffer in buffers.items():
-            if not buffer.rows:
+            self._track(buffer)
+            if buffer.profile is None or not buffer.tracked:
                 continue
             try:
                 keys.append(self._write(version, buffer))
             except Exception:
-                log.exception("could not write a traffic profile of %d rows", len(buffer.rows))
+                log.exception("could not write a traffic profile of %d rows", buffer.tracked)
         self.written.extend(keys)
         return keys
 
+    def _track(self, buffer: _Buffer) -> None:
+        """Profile the buffer's pending rows into its running profile and drop them."""
+        if not buffer.rows:
+            return
+        rows, proba, predictions = buffer.rows, buffer.proba, buffer.predictions
+        buffer.rows, buffer.proba, buffer.predictions = [], [], []
+        try:
+            X = pd.DataFrame(rows, columns=list(buffer.features))  # noqa: N806
+            frame = monitoring_frame(self.task_type, self.schema, X, np.concatenate(proba), predictions)
+            if buffer.profile is None:
+                buffer.profile = ProfileBuilder()
+            buffer.profile.track(frame)
+            buffer.tracked += len(frame)
+        except Exception:
+            log.exception("could not profile %d rows of traffic; they are left out", len(rows))
+
     def _write(self, version: int, buffer: _Buffer) -> str:
-        X = pd.DataFrame(buffer.rows, columns=list(buffer.features))  # noqa: N806
-        frame = monitoring_frame(
-            self.task_type, self.schema, X, np.concatenate(buffer.proba), buffer.predictions
-        )
+        assert buffer.profile is not None
         # The sequence number keeps two flushes in the same microsecond apart.
         writer = f"{self.writer}_{next(self._sequence)}"
         key = profile_key(self.task_type.name, version, datetime.now(UTC), writer)
-        self.store.put(key, Profile.of(frame).to_bytes(), if_none_match=True)
-        log.info("wrote traffic profile %s (%d rows)", key, len(frame))
+        self.store.put(key, buffer.profile.build().to_bytes(), if_none_match=True)
+        log.info("wrote traffic profile %s (%d rows)", key, buffer.tracked)
         return key
 
 
@@ -187,3 +209,9 @@ class _Buffer:
     rows: list[list] = field(default_factory=list)
     proba: list[np.ndarray] = field(default_factory=list)
     predictions: list[str] = field(default_factory=list)
+    profile: ProfileBuilder | None = None
+    tracked: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.tracked + len(self.rows)

@@ -75,6 +75,22 @@ class CategoricalSketch:
 Sketch = NumericSketch | CategoricalSketch
 
 
+class ProfileBuilder:
+    """A running whylogs profile that frames are tracked into, chunk by chunk."""
+
+    def __init__(self) -> None:
+        _why()
+        from whylogs.core import DatasetProfile
+
+        self._profile = DatasetProfile()
+
+    def track(self, frame: pd.DataFrame) -> None:
+        self._profile.track(pandas=frame)
+
+    def build(self) -> Profile:
+        return Profile(self._profile.view())
+
+
 class Profile:
     """A whylogs profile view; merge, serialize and read its columns."""
 

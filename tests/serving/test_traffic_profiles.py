@@ -72,6 +72,33 @@ def test_a_writer_flushes_when_max_rows_wait(mlplug_store: Store) -> None:
     assert writer.flush() == []  # an empty buffer writes nothing
 
 
+def test_rows_are_profiled_in_chunks_and_the_flush_adds_the_rest(mlplug_store: Store) -> None:
+    writer = toy_writer(mlplug_store, chunk_rows=4)
+    writer.add(**toy_batch([1.0, 2.0, 3.0]))
+    writer.add(**toy_batch([4.0, 5.0]))  # 5 waiting: one chunk of 5 is profiled, none wait
+    buffer = writer._buffers[1]
+    assert buffer.tracked == 5 and buffer.rows == []
+    writer.add(**toy_batch([6.0]))
+    assert buffer.tracked == 5 and len(buffer.rows) == 1  # raw rows stay few
+    writer.flush()
+    merged = read_merged(mlplug_store, list(writer.written))
+    assert merged.rows() == 6
+    x = merged.sketch("x", "numeric")
+    assert isinstance(x, NumericSketch) and x.mean == pytest.approx(3.5)
+
+
+def test_rows_that_cannot_be_profiled_are_left_out_not_raised(mlplug_store: Store, caplog) -> None:
+    writer = toy_writer(mlplug_store, chunk_rows=2)
+    bad = toy_batch([1.0, 2.0])
+    bad["features"] = ("not_x",)  # a schema change the writer does not know: x is missing
+    with caplog.at_level(logging.ERROR):
+        writer.add(**bad)
+    assert "could not profile 2 rows of traffic" in caplog.text
+    writer.add(**toy_batch([3.0, 4.0], version=2))
+    writer.flush()
+    assert profiled_rows(mlplug_store, "toy", 2) == (2, 1) and profiled_rows(mlplug_store, "toy", 1) == (0, 0)
+
+
 def test_a_writer_writes_one_profile_per_version(mlplug_store: Store) -> None:
     writer = toy_writer(mlplug_store)
     writer.add(**toy_batch([0.5, 1.5, 2.5], version=1))
@@ -193,6 +220,25 @@ def test_monitoring_off_writes_no_profiles(toy_store: Registry, monkeypatch) -> 
     monkeypatch.setenv("MLPLUG_MONITORING", "false")
     _serve_toy([float(i) for i in range(25)])
     assert list(toy_store.store.list("toy/profiles/")) == []
+
+
+def test_a_sample_of_requests_is_profiled(mlplug_store: Store) -> None:
+    from mlplug.builtin.traffic_profiles import ProfileObserver
+
+    observer = ProfileObserver(toy_writer(mlplug_store), sample=0.25)
+    observer._random.seed(3)
+    for i in range(2000):
+        batch = TrafficBatch(task="toy", **toy_batch([float(i % 7)]), received_at=0.0, latency_seconds=0.0)
+        observer.observe(batch)
+    observer.close()
+    rows, _ = profiled_rows(mlplug_store, "toy", 1)
+    assert 400 < rows < 600  # 500 expected; binomial sd 19
+
+
+def test_the_sample_share_is_validated(monkeypatch) -> None:
+    monkeypatch.setenv("MLPLUG_PROFILE_SAMPLE", "0")
+    with pytest.raises(ValidationError, match="profile_sample"):
+        get_settings()
 
 
 def test_the_timer_flushes_when_traffic_stops(mlplug_store: Store) -> None:
