@@ -8,13 +8,18 @@ import platform
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 import mlplug
 from mlplug.plugins import get_plugins
-from mlplug.registry import open_registry
+from mlplug.registry import Registry, open_registry
 from mlplug.settings import get_settings
+from mlplug.task import TaskType
+
+if TYPE_CHECKING:
+    from mlplug.reporting import ReportContext
 
 
 def report(
@@ -34,10 +39,14 @@ def report(
     plugins = get_plugins()
     task_type = plugins.task(task)
     registry = open_registry(store)
-    ctx = ReportContext.from_store(registry, task_type, version, kind=kind, plugins=plugins)
-    assert ctx.version is not None  # from_store always resolves a committed version
+    if kind == "monitor":
+        ctx = _monitor_context(registry, task_type, version)
+    else:
+        ctx = ReportContext.from_store(registry, task_type, version, kind=kind, plugins=plugins)
+    assert ctx.version is not None  # both resolve a committed version
     result = build_report(ctx, plugins)
-    path = out or get_settings().home / "reports" / f"{task}-v{ctx.version.version}.html"
+    suffix = "-monitor" if kind == "monitor" else ""
+    path = out or get_settings().home / "reports" / f"{task}-v{ctx.version.version}{suffix}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(result.html, encoding="utf-8")
     size = len(result.html.encode()) / 1024
@@ -45,6 +54,22 @@ def report(
     for failed in result.failed:
         typer.secho(f"  section {failed.name!r} failed: {failed.error}", fg="yellow", err=True)
     typer.echo(f"written to {path}")
+
+
+def _monitor_context(registry: Registry, task_type: TaskType, version: str) -> ReportContext:
+    """The latest stored monitor result of the version, as a monitor report's context."""
+    from mlplug.errors import MlplugError
+    from mlplug.monitoring.check import history
+    from mlplug.reporting import ReportContext
+
+    mv = registry.model(task_type.name, version)
+    results = [r for r in history(registry, task_type.name) if r.version == mv.version]
+    if not results:
+        raise MlplugError(
+            f"{task_type.name} v{mv.version} has no monitor results in the store; run `mlplug monitor "
+            f"{task_type.name} --version {mv.version}` first"
+        )
+    return ReportContext.for_monitoring(task_type=task_type, version=mv, drift=results[-1], registry=registry)
 
 
 def doctor(

@@ -152,3 +152,20 @@ def test_cli_monitor_prints_the_decision(trained) -> None:
     assert out.exit_code == 0, out.output
     assert "drift: 1 of 1 input columns drifted" in out.output
     assert "emitting events is switched off" in out.output
+
+
+def test_mlplug_report_rebuilds_the_latest_monitor_report(trained, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from mlplug.cli import app
+
+    _, version = trained
+    runner = CliRunner()
+    missing = runner.invoke(app, ["report", "toy", "--version", "champion", "--kind", "monitor"])
+    assert missing.exit_code != 0 and f"toy v{version} has no monitor results" in str(missing.exception)
+    monitor(task="toy", rows=1000, drift=1.5, emit=False)
+    out = tmp_path / "monitor.html"
+    done = runner.invoke(app, ["report", "toy", "--kind", "monitor", "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    html = out.read_text()
+    assert "monitoring report" in html and "drift: 1 of 1 input columns drifted" in html
