@@ -82,10 +82,13 @@ def test_mlplug_report_writes_under_mlplug_home_by_default(registry: Registry, t
     assert written == str(tmp_path / "home" / "reports" / "toy-v2.html")
     assert "toy v2 — training report" in Path(written).read_text(encoding="utf-8")
 
+    # A monitor report needs a stored monitor result (tests/flows/test_monitor_flow.py
+    # rebuilds one); without it the command says how to make one.
     result = runner.invoke(app, ["report", "toy", "--version", "1", "--kind", "monitor"])
-    assert result.exit_code == 0, result.output
-    # Drift (which says the store holds no drift result for a version) and environment.
-    assert "toy v1 — monitoring report: 2 sections" in result.output
+    assert result.exit_code != 0
+    assert "toy v1 has no monitor results in the store; run `mlplug monitor toy --version 1`" in str(
+        result.exception
+    )
 
 
 def test_mlplug_report_unknown_task_lists_installed_ones(registry: Registry) -> None:
