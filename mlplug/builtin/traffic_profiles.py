@@ -44,10 +44,18 @@ def profile_observer(context: ServingContext) -> ProfileObserver | None:
     # Imported here: loading plugins must not pull in the monitoring package.
     from mlplug.monitoring.profiles import ProfileWriter
     from mlplug.monitoring.whylogs_compat import preload
+    from mlplug.registry import Registry
+    from mlplug.schema import Schema
 
     # Load whylogs now, before the server reports ready: imported by the first flush, it
     # competes with live requests for the GIL and the core, and slows them for seconds.
     preload()
+    registry = Registry(context.store)
+
+    def schema_of(version: int) -> Schema:
+        # A hot reload may serve a version with other columns; its schema is in the store.
+        return Schema.from_dict(registry.model(context.task, version).schema)
+
     writer = ProfileWriter(
         context.store,
         context.task_type,
@@ -55,6 +63,7 @@ def profile_observer(context: ServingContext) -> ProfileObserver | None:
         context.version.threshold,
         flush_seconds=settings.profile_flush_seconds,
         max_rows=settings.profile_max_rows,
+        schema_of=schema_of,
     )
     return ProfileObserver(writer, sample=settings.profile_sample)
 

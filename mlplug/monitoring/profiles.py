@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -119,10 +119,15 @@ class ProfileWriter:
         flush_seconds: float = 60.0,
         max_rows: int = 50_000,
         chunk_rows: int = 2_000,
+        schema_of: Callable[[int], Schema] | None = None,
     ) -> None:
         self.store = store
         self.task_type = task_type
+        #: The schema of rows whose version ``schema_of`` does not resolve.
         self.schema = schema
+        #: Finds a version's schema: after a hot reload the new version may read other columns.
+        self._schema_of = schema_of
+        self._schemas: dict[int, Schema] = {}
         self.threshold = threshold
         self.flush_seconds = flush_seconds
         self.max_rows = max_rows
@@ -146,7 +151,7 @@ class ProfileWriter:
         with self._lock:
             buffer = self._buffers.get(version)
             if buffer is None:
-                buffer = self._buffers[version] = _Buffer(tuple(features))
+                buffer = self._buffers[version] = _Buffer(tuple(features), self._schema(version))
             buffer.rows.extend(rows)
             buffer.proba.append(np.asarray(proba, dtype=float))
             buffer.predictions.extend(predictions)
@@ -155,6 +160,17 @@ class ProfileWriter:
             full = sum(b.total for b in self._buffers.values()) >= self.max_rows
         if full:
             self.flush()
+
+    def _schema(self, version: int) -> Schema:
+        if self._schema_of is None:
+            return self.schema
+        if version not in self._schemas:
+            try:
+                self._schemas[version] = self._schema_of(version)
+            except Exception:  # an unreadable store must not stop profiling
+                log.exception("schema of version %d not found; profiling with the first one", version)
+                return self.schema
+        return self._schemas[version]
 
     def flush_if_due(self) -> None:
         if time.monotonic() - self._last_flush >= self.flush_seconds:
@@ -185,7 +201,7 @@ class ProfileWriter:
         buffer.rows, buffer.proba, buffer.predictions = [], [], []
         try:
             X = pd.DataFrame(rows, columns=list(buffer.features))  # noqa: N806
-            frame = monitoring_frame(self.task_type, self.schema, X, np.concatenate(proba), predictions)
+            frame = monitoring_frame(self.task_type, buffer.schema, X, np.concatenate(proba), predictions)
             if buffer.profile is None:
                 buffer.profile = ProfileBuilder()
             buffer.profile.track(frame)
@@ -206,6 +222,7 @@ class ProfileWriter:
 @dataclass
 class _Buffer:
     features: tuple[str, ...]
+    schema: Schema
     rows: list[list] = field(default_factory=list)
     proba: list[np.ndarray] = field(default_factory=list)
     predictions: list[str] = field(default_factory=list)

@@ -99,6 +99,35 @@ def test_rows_that_cannot_be_profiled_are_left_out_not_raised(mlplug_store: Stor
     assert profiled_rows(mlplug_store, "toy", 2) == (2, 1) and profiled_rows(mlplug_store, "toy", 1) == (0, 0)
 
 
+def test_a_version_with_other_columns_is_profiled_with_its_own_schema(mlplug_store: Store, caplog) -> None:
+    from mlplug.schema import Column, Role, Schema
+
+    columns = (Column("x", Role.NUMERIC), Column("z", Role.NUMERIC))
+    wider = Schema(features=columns, target="y", classes=("no", "yes"))
+    looked_up: list[int] = []
+
+    def schema_of(version: int) -> Schema:
+        looked_up.append(version)
+        if version == 3:
+            raise OSError("store unreachable")
+        return TOY.schema if version == 1 else wider
+
+    writer = ProfileWriter(mlplug_store, TOY, TOY.schema, 0.5, flush_seconds=3600.0, schema_of=schema_of)
+    writer.add(**toy_batch([1.0]))
+    batch = toy_batch([2.0, 3.0], version=2)
+    batch["features"], batch["rows"] = ("x", "z"), [[2.0, 20.0], [3.0, 30.0]]
+    writer.add(**batch)
+    writer.add(**batch)  # the schema is looked up once per version
+    with caplog.at_level(logging.ERROR):
+        writer.add(**toy_batch([4.0], version=3))  # falls back to the first schema
+    writer.flush()
+    assert looked_up == [1, 2, 3]
+    assert "schema of version 3 not found" in caplog.text
+    v2 = read_merged(mlplug_store, [r.key for r in list_profiles(mlplug_store, "toy", 2)])
+    assert v2.rows() == 4 and v2.sketch("z", "numeric").mean == pytest.approx(25.0)
+    assert profiled_rows(mlplug_store, "toy", 3) == (1, 1)
+
+
 def test_a_writer_writes_one_profile_per_version(mlplug_store: Store) -> None:
     writer = toy_writer(mlplug_store)
     writer.add(**toy_batch([0.5, 1.5, 2.5], version=1))
