@@ -26,7 +26,7 @@ from mlplug.monitoring.profiles import REFERENCE_FILE, list_profiles, read_merge
 from mlplug.monitoring.whylogs_compat import Profile
 from mlplug.registry import ModelVersion, Registry
 from mlplug.schema import Schema
-from mlplug.task import TaskType
+from mlplug.task import Model, TaskType
 
 DRIFT_FILE = "drift.json"
 REPORT_FILE = "report.html"
@@ -68,11 +68,11 @@ def stored_traffic(
     return Traffic(merged or Profile.empty(), len(refs), start, end, f"{len(refs)} profiles in {where}")
 
 
-def scored_traffic(task_type: TaskType, version: ModelVersion, model: object, data: Dataset) -> Traffic:
+def scored_traffic(task_type: TaskType, version: ModelVersion, model: Model, data: Dataset) -> Traffic:
     """Profile rows of recent inputs as the server would have seen them: scored by ``model``."""
     schema = Schema.from_dict(version.schema)
     X = data.frame[schema.feature_names]  # noqa: N806
-    proba = np.asarray(model.predict_proba(X), dtype=float)  # type: ignore[attr-defined]
+    proba = np.asarray(model.predict_proba(X), dtype=float)
     frame = monitoring_frame(task_type, schema, X, proba, threshold=version.threshold)
     now = datetime.now(UTC)
     return Traffic(Profile.of(frame), 1, now, now, data.source)
