@@ -39,6 +39,7 @@ import resource
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -165,14 +166,15 @@ def main() -> None:
         csv = Path(tmp) / "airline_tweets.csv"
         sample.to_csv(csv, index=False)
         from flows.train import train
-        from mlplug.registry import open_registry
+        from mlplug.record import TrainingRecord
+        from mlplug.runtime import open_registry
 
         cpu_before, started = _cpu_seconds(), time.perf_counter()
         summary = train(
             task="convqa",
             data=str(csv),
             options=OPTIONS,
-            params=params or None,
+            params=params or {},
             trials=0,
             seed=args.seed,
             holdout=args.holdout,
@@ -181,11 +183,9 @@ def main() -> None:
         wall, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_before
         registry = open_registry()
         version = registry.model("convqa", summary["version"])
-        evaluation = json.loads(registry.artifact("convqa", summary["version"], "evaluation.json"))
-        by_kind = {
-            summary["kind"]: evaluation["holdout"],
-            evaluation["other_candidate"]["kind"]: evaluation["other_candidate"],
-        }
+        record, _ = TrainingRecord.from_store(registry, version)
+        by_kind = {c.kind: asdict(c.holdout) for c in record.candidates if c.holdout}
+        validation = {c.kind: c.validation.values for c in record.candidates}
         history = None
         if summary["kind"] == "model":
             saved = registry.download_model("convqa", summary["version"], Path(tmp) / "model")
@@ -200,13 +200,13 @@ def main() -> None:
             "transformer": {
                 "params": params or "MiniLM defaults (trials=0)",
                 **_figures(by_kind["model"]),
-                "valid_macro_f1": round(evaluation["validation"]["model"]["values"]["macro_f1"], 4),
+                "valid_macro_f1": round(validation["model"]["macro_f1"], 4),
                 "history": history,
             },
             "tfidf_baseline_in_flow": {
                 "C": 10.0,
                 **_figures(by_kind["baseline"]),
-                "valid_macro_f1": round(evaluation["validation"]["baseline"]["values"]["macro_f1"], 4),
+                "valid_macro_f1": round(validation["baseline"]["macro_f1"], 4),
             },
             "tfidf_reference_best_C_on_validation": reference,
             "registered": summary["kind"],

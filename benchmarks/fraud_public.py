@@ -55,16 +55,13 @@ def main() -> None:
         os.environ["MLPLUG_LOAD_PLUGINS"] = "fraud"
         data = islp_data(Path(tmp))
         from flows.train import train
-        from mlplug.registry import open_registry
+        from mlplug.runtime import open_registry
 
         for name, options in DATASETS.items():
             summary = train(
                 task="fraud", data=str(data / f"{name}.csv"), options=options, trials=args.trials, cpus=2
             )
-            evaluation = json.loads(open_registry().artifact("fraud", summary["version"], "evaluation.json"))
-            registered = evaluation["holdout"]["values"]
-            other = evaluation["other_candidate"]
-            by_kind = {summary["kind"]: registered, other["kind"]: other["values"]}
+            by_kind = summary["candidates"]
             results[name] = {
                 "rows": sum(open_registry().model("fraud", summary["version"]).info["rows"].values()),
                 "catboost_pr_auc": round(by_kind["model"]["pr_auc"], 4),

@@ -91,7 +91,7 @@ def _train(home: Path, store: str, rows: int) -> Path:
 
     from mlplug.plugins import get_plugins
     from mlplug.registry import Registry
-    from mlplug.storage import open_store
+    from mlplug.runtime import open_store
 
     task = get_plugins().task("fraud")
     data = task.synthesize(rows, seed=0)

@@ -55,7 +55,10 @@ def main() -> None:
         "peak_memory_gib": round(memory.peak_gib, 2),
         "registered": summary["kind"],
         "holdout": {k: round(v, 4) for k, v in summary["metrics"].items()},
-        "other_candidate_validation": {k: round(v, 4) for k, v in summary["baseline_metrics"].items()},
+        "candidates_holdout": {
+            kind: {k: round(v, 4) for k, v in values.items()}
+            for kind, values in summary["candidates"].items()
+        },
     }
     print(json.dumps(result, indent=2))
 

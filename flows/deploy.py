@@ -14,15 +14,15 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from mlplug import k8s
+from mlplug import k8s, layout
 from mlplug.errors import MlplugError
+from mlplug.flowrun import STORE_RETRIES, fails_cleanly, open_run_registry
+from mlplug.parameters import DeployParameters, flow_parameters
 from mlplug.plugins import get_plugins
-from mlplug.registry import ModelVersion, Registry, open_registry
-
-STORAGE_RETRIES = {"retries": 3, "retry_delay_seconds": [1, 4, 10]}
+from mlplug.registry import ModelVersion, Registry
 
 
-@task(cache_policy=NO_CACHE, **STORAGE_RETRIES)
+@task(cache_policy=NO_CACHE, **STORE_RETRIES)
 def resolve(registry: Registry, task_name: str, version: str) -> ModelVersion:
     """The committed version that ``version`` (an alias or a number) names now."""
     return registry.model(task_name, version)
@@ -33,10 +33,10 @@ def render(spec: k8s.ServingSpec) -> list[dict[str, Any]]:
     return k8s.serving_manifests(spec)
 
 
-@task(cache_policy=NO_CACHE, **STORAGE_RETRIES)
+@task(cache_policy=NO_CACHE, **STORE_RETRIES)
 def record(registry: Registry, task_name: str, version: int, text: str) -> str:
     """Write the manifests next to the model version's other deployment records."""
-    key = f"{task_name}/deployments/{version}/manifests.yaml"
+    key = layout.deployment_manifests(task_name, version)
     registry.store.put(key, text.encode("utf-8"))
     return registry.store.uri(key)
 
@@ -47,54 +47,46 @@ def apply(documents: list[dict[str, Any]], namespace: str) -> list[str]:
 
 
 @flow(name="deploy", log_prints=True)
-def deploy(
-    task: str,
-    version: str = "champion",
-    image: str | None = None,
-    replicas: int = 2,
-    max_replicas: int = 10,
-    namespace: str = "default",
-    serve_store: str | None = None,
-    apply_to_cluster: bool | None = None,
-    store: str | None = None,
-) -> dict[str, Any]:
-    """Deploy the inference server for ``task`` serving ``version``: an alias (``champion``,
-    followed as it moves) or a version number (pinned). ``serve_store`` is the store URL the
-    pods read (default: the flow's store). ``apply_to_cluster``: ``None`` applies when a
-    cluster is configured, ``True`` requires one, ``False`` only renders and records."""
+@fails_cleanly
+@flow_parameters(DeployParameters)
+def deploy(task: str, **parameters: Any) -> dict[str, Any]:
+    """Deploy the inference server of a task type on Kubernetes (ConfigMap, Deployment,
+    Service, HorizontalPodAutoscaler, PodDisruptionBudget), always recording the manifests in
+    the store and applying them when a cluster is configured."""
+    p = DeployParameters(**parameters)
     log = get_run_logger()
     get_plugins().task(task)  # an unknown task fails here, naming the installed ones
-    registry = open_registry(store)
-    resolved = resolve(registry, task, version)
+    registry = open_run_registry(p.store)
+    resolved = resolve(registry, task, p.version)
     fields: dict[str, Any] = {
         "task": task,
-        "model": version,
-        "store": serve_store or registry.store.url,
-        "min_replicas": replicas,
-        "max_replicas": max_replicas,
-        "namespace": namespace,
+        "model": p.version,
+        "store": p.serve_store or registry.store.url,
+        "min_replicas": p.replicas,
+        "max_replicas": p.max_replicas,
+        "namespace": p.namespace,
     }
-    if image:
-        fields["image"] = image
+    if p.image:
+        fields["image"] = p.image
     spec = k8s.ServingSpec(**fields)
     if spec.store.startswith("file://"):
         log.warning(
             "pods read models from %s, a local directory: mount it on every node or use s3://", spec.store
         )
     documents = render(spec)
-    header = f"mlplug deploy: task {task}, model {version} (version {resolved.version} when deployed)"
+    header = f"mlplug deploy: task {task}, model {p.version} (version {resolved.version} when deployed)"
     text = k8s.to_yaml(documents, header)
     uri = record(registry, task, resolved.version, text)
 
     cluster = k8s.cluster_configured()
-    if apply_to_cluster and not cluster:
+    if p.apply_to_cluster and not cluster:
         raise MlplugError(
             "apply_to_cluster=True but no cluster is configured (no service account, no kubeconfig)"
         )
     applied: list[str] = []
-    if cluster if apply_to_cluster is None else apply_to_cluster:
-        applied = apply(documents, namespace)
-        where = f"applied to namespace {namespace!r}: {', '.join(applied)}; manifests recorded at {uri}"
+    if cluster if p.apply_to_cluster is None else p.apply_to_cluster:
+        applied = apply(documents, p.namespace)
+        where = f"applied to namespace {p.namespace!r}: {', '.join(applied)}; manifests recorded at {uri}"
     else:
         where = f"no cluster configured: manifests written to {uri} (apply with `kubectl apply -f`)"
     log.info("%s", where)
@@ -103,16 +95,16 @@ def deploy(
     create_markdown_artifact(
         key=f"deploy-{task.replace('_', '-')}",
         markdown=(
-            f"# Deploy {task}: model {version} (version {resolved.version})\n\n{where}\n\n"
+            f"# Deploy {task}: model {p.version} (version {resolved.version})\n\n{where}\n\n"
             f"| kind | name |\n|---|---|\n{objects}\n\n```yaml\n{text}```\n"
         ),
         description=f"Kubernetes manifests for {task} version {resolved.version}",
     )
     return {
         "task": task,
-        "model": version,
+        "model": p.version,
         "version": resolved.version,
-        "namespace": namespace,
+        "namespace": p.namespace,
         "applied": applied,
         "manifests": uri,
         "message": where,

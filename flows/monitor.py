@@ -1,8 +1,8 @@
 """The ``monitor`` flow: compare a version's recent traffic with its reference profile,
 store a drift report, and raise the ``mlplug.drift.detected`` event when the data drifted.
 
-A deployment trigger (prefect.yaml, ``refit-<task>``) turns that event into a refit run.
-Nothing here knows a task type.
+A deployment trigger (``refit-<task>``) turns that event into a refit run. Nothing here
+knows a task type.
 """
 
 from __future__ import annotations
@@ -10,19 +10,23 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed, State
 
+from mlplug import layout
+from mlplug.flowrun import STORE_RETRIES, fails_cleanly, open_run_registry
 from mlplug.monitoring import check
 from mlplug.monitoring.drift import DriftResult, DriftThresholds
 from mlplug.options import parse_options
+from mlplug.parameters import MonitorParameters, flow_parameters
 from mlplug.plugins import get_plugins
-from mlplug.registry import ModelVersion, Registry, open_registry
-from mlplug.reporting import REPORT_FILE, ReportContext, build_report, publish_artifacts
+from mlplug.registry import ModelVersion, Registry
+from mlplug.reporting import ReportContext, build_report, publish_artifacts
 from mlplug.scoring import load_version
 from mlplug.task import TaskType
 
 DRIFT_EVENT = "mlplug.drift.detected"
-STORAGE_RETRIES = {"retries": 3, "retry_delay_seconds": [1, 4, 10]}
 
 
 def model_resource(task_name: str, version: int | None = None) -> dict[str, str]:
@@ -36,88 +40,70 @@ def model_resource(task_name: str, version: int | None = None) -> dict[str, str]
     return resource
 
 
-@task(cache_policy=NO_CACHE, **STORAGE_RETRIES)
+@task(cache_policy=NO_CACHE, **STORE_RETRIES)
 def gather_traffic(
-    task_type: TaskType,
-    registry: Registry,
-    version: ModelVersion,
-    hours: float,
-    data: str | None,
-    options: dict[str, Any] | None,
-    rows: int,
-    seed: int,
-    drift: float,
+    task_type: TaskType, registry: Registry, version: ModelVersion, p: MonitorParameters
 ) -> check.Traffic:
-    if not data and rows <= 0:
-        return check.stored_traffic(registry, version, hours)
+    if not p.data and p.rows <= 0:
+        return check.stored_traffic(registry, version, p.hours)
     loaded = load_version(task_type, registry, version.version)
-    if data:
-        dataset = task_type.load(data, parse_options(task_type, options))
+    if p.data:
+        dataset = task_type.load(p.data, parse_options(task_type, p.options))
     else:
-        dataset = task_type.synthesize(rows, seed=seed, drift=drift)
+        dataset = task_type.synthesize(p.rows, seed=p.seed, drift=p.drift)
     return check.scored_traffic(task_type, version, loaded.model, dataset)
 
 
-@task(cache_policy=NO_CACHE, **STORAGE_RETRIES)
+@task(cache_policy=NO_CACHE, **STORE_RETRIES)
 def save_result(registry: Registry, result: DriftResult) -> str:
     return check.save_result(registry, result)
 
 
-@task(cache_policy=NO_CACHE, **STORAGE_RETRIES)
+@task(cache_policy=NO_CACHE, **STORE_RETRIES)
 def save_report(registry: Registry, prefix: str, html: str) -> None:
     check.save_report(registry, prefix, html)
 
 
 @flow(name="monitor", log_prints=True)
-def monitor(
-    task: str,
-    version: str = "champion",
-    hours: float = 24.0,
-    data: str | None = None,
-    options: dict[str, Any] | None = None,
-    rows: int = 0,
-    seed: int = 0,
-    drift: float = 0.0,
-    column_threshold: float = 0.1,
-    share_threshold: float = 0.25,
-    min_rows: int = 500,
-    emit: bool = True,
-    cooldown_hours: float = 6.0,
-    store: str | None = None,
-) -> dict[str, Any]:
-    """Compare the traffic ``version`` (default: the champion) answered in the last ``hours``
-    hours with its reference profile. ``data`` (a URL of recent inputs) or ``rows`` (the
-    task's synthetic generator with ``seed`` and ``drift``: a drift drill) replace the stored
-    traffic. A column drifts when its Hellinger distance reaches ``column_threshold``; the data
-    drifts when ``share_threshold`` of the input columns do, or the model's outputs do. Then,
-    unless ``emit`` is false or an earlier run raised the alarm for this version less than
-    ``cooldown_hours`` ago, the flow emits ``mlplug.drift.detected``."""
+@fails_cleanly
+@flow_parameters(MonitorParameters)
+def monitor(task: str, **parameters: Any) -> dict[str, Any] | State:
+    """Compare the traffic a model version answered in a recent window with its reference
+    profile (its holdout), store a drift report, and emit mlplug.drift.detected when the
+    data drifted. A column drifts when its Hellinger distance reaches `column_threshold`; the
+    data drifts when `share_threshold` of the input columns do, or the model's outputs do."""
+    p = MonitorParameters(**parameters)
     log = get_run_logger()
     task_type = get_plugins().task(task)
-    registry = open_registry(store)
+    registry = open_run_registry(p.store)
+    if p.version == "champion" and registry.alias(task) is None:
+        return _nothing_to_monitor(task, registry)
     thresholds = DriftThresholds(
-        possible=min(0.07, column_threshold), drift=column_threshold, share=share_threshold, min_rows=min_rows
-    )
-    mv = registry.model(task, version)
+        possible=min(0.07, p.column_threshold), drift=p.column_threshold, share=p.share_threshold,
+        min_rows=p.min_rows,
+    )  # fmt: skip
+    mv = registry.model(task, p.version)
     reference = check.reference(registry, mv)
-    traffic = gather_traffic(task_type, registry, mv, hours, data, options, rows, seed, drift)
+    traffic = gather_traffic(task_type, registry, mv, p)
     log.info("%s v%d: %d rows of traffic from %s", task, mv.version, traffic.profile.rows(), traffic.source)
     result = check.check(task_type, mv, reference, traffic, thresholds)
     log.info("%s v%d: %s", task, mv.version, result.decision)
-    earlier = check.recent_alarm(registry, result, cooldown_hours) if result.drifted else None
+    earlier = check.recent_alarm(registry, result, p.cooldown_hours) if result.drifted else None
     # drift.json first: it is what the next run's cooldown reads, and what the event links to.
     prefix = save_result(registry, result)
-    report_uri = registry.store.uri(f"{prefix}/{REPORT_FILE}")
+    report_uri = registry.store.uri(f"{prefix}/{layout.REPORT}")
 
     event_id, alarm = None, "no drift: nothing to do"
-    if not result.drifted and result.current_rows < thresholds.min_rows:
+    if result.current_rows == 0:
+        alarm = f"no traffic: no rows in the last {p.hours:g} h ({traffic.source}); nothing to compare"
+    elif not result.drifted and result.current_rows < thresholds.min_rows:
         alarm = "no decision: too little traffic; nothing to do"
-    elif result.drifted and not emit:
+    elif result.drifted and not p.emit:
         alarm = "drift found; emitting events is switched off for this run"
     elif earlier is not None:
         alarm = (
             f"drift found; no new event: the run of {earlier.created_at} already raised the alarm "
-            f"for v{mv.version} (cooldown {cooldown_hours:g} h)"
+            f"for v{mv.version} (cooldown {p.cooldown_hours:g} h)"
         )
     elif result.drifted:
         event_id = emit_drift_event(result, report_uri)
@@ -133,7 +119,9 @@ def monitor(
     )
     report = build_report(context)
     save_report(registry, prefix, report.html)
-    publish_artifacts(report, key=task.replace("_", "-"), link=report_uri)
+    publish_artifacts(
+        report, key=task.replace("_", "-"), store=registry.store, report_key=f"{prefix}/{layout.REPORT}"
+    )
     return {
         "task": task,
         "version": mv.version,
@@ -145,10 +133,26 @@ def monitor(
         "source": traffic.source,
         "drifted_columns": [c.name for c in result.drifted_inputs],
         "report": report_uri,
-        "result": registry.store.uri(f"{prefix}/{check.DRIFT_FILE}"),
+        "result": registry.store.uri(f"{prefix}/{layout.DRIFT}"),
         "event": event_id,
         "alarm": alarm,
+        "store": registry.store.url,
     }
+
+
+def _nothing_to_monitor(task: str, registry: Registry) -> State:
+    """A task without a champion has nothing to monitor yet: a scheduled run says so and
+    completes, rather than failing every hour until the first model is trained."""
+    message = f"no champion yet: train first (`mlplug train {task}` or the train-{task} deployment)"
+    get_run_logger().info("%s: %s", task, message)
+    create_markdown_artifact(
+        key=f"{task.replace('_', '-')}-monitor-report",
+        markdown=f"# {task}: nothing to monitor\n\n{message}. Store: `{registry.store.url}`\n",
+        description=f"{task} monitor run: {message}",
+    )
+    summary = {"task": task, "version": None, "drifted": False, "decision": message, "alarm": message,
+               "rows": 0, "event": None, "store": registry.store.url}  # fmt: skip
+    return Completed(message=message, data=summary)
 
 
 def emit_drift_event(result: DriftResult, report_uri: str) -> str | None:
@@ -166,6 +170,9 @@ def emit_drift_event(result: DriftResult, report_uri: str) -> str | None:
             "share": f"{result.share:.2f}",
             "drifted_columns": ",".join(c.name for c in result.drifted_inputs),
             "report": report_uri,
+            # The traffic window; a refit trigger may pass it on (`since`, `until`).
+            "window_start": result.window_start,
+            "window_end": result.window_end,
         },
     )
     if event is None:

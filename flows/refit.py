@@ -1,9 +1,9 @@
 """The ``refit`` flow: train a challenger on fresh data and promote it only if it beats the
 champion on the same recent holdout, saying why or why not.
 
-prefect.yaml starts it (``refit-<task>``) when the monitor flow emits
-``mlplug.drift.detected`` for the task; it also runs on demand. It is the train flow with a
-refit report that records what triggered it.
+``refit-<task>`` deployments start it when the monitor flow emits ``mlplug.drift.detected``
+for the task; it also runs on demand. It runs the train flow's steps with the task's refit
+settings (:mod:`mlplug.refit_settings`) and a refit report that records what triggered it.
 """
 
 from __future__ import annotations
@@ -12,47 +12,29 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.train import train_and_register
+from flows.train import train_run
+from mlplug.flowrun import fails_cleanly
+from mlplug.parameters import RefitParameters, flow_parameters
+from mlplug.plugins import get_plugins
+from mlplug.refit_settings import block_name, load_refit_settings, refit_parameters
 
 
 @flow(name="refit", log_prints=True)
-def refit(
-    task: str,
-    data: str | None = None,
-    options: dict[str, Any] | None = None,
-    params: dict[str, Any] | None = None,
-    trials: int = 4,
-    rows: int = 20_000,
-    seed: int = 1,
-    drift: float = 0.0,
-    holdout: float = 0.2,
-    min_delta: float = 0.0,
-    cpus: int | None = None,
-    store: str | None = None,
-    reason: str = "",
-    event_id: str = "",
-) -> dict[str, Any]:
-    """Refit ``task`` on ``data`` (a URL of fresh labelled data; empty: the synthetic
-    generator with ``rows``, ``seed`` and ``drift``). ``reason`` and ``event_id`` record what
-    triggered the run (the drift decision and the event, when a trigger started it)."""
-    trigger = reason or "refit requested"
-    if event_id:
-        trigger += f" (event {event_id})"
-    get_run_logger().info("refit of %s: %s", task, trigger)
-    return train_and_register(
-        task=task,
-        data=data,
-        options=options,
-        params=params,
-        trials=trials,
-        rows=rows,
-        seed=seed,
-        drift=drift,
-        holdout=holdout,
-        min_delta=min_delta,
-        promote=True,
-        cpus=cpus,
-        store=store,
-        kind="refit",
-        trigger=trigger,
-    )
+@fails_cleanly
+@flow_parameters(RefitParameters)
+def refit(task: str, **parameters: Any) -> dict[str, Any]:
+    """Refit a task type on fresh data with its refit settings, and promote the challenger
+    only if it beats the champion on the same holdout rows."""
+    run = RefitParameters(**parameters)
+    get_plugins().task(task)  # an unknown task fails before the settings are read
+    log = get_run_logger()
+    settings = load_refit_settings(task)
+    p = refit_parameters(settings, data=run.data, since=run.since, until=run.until, overrides=run.overrides)
+    source = p.data or f"synthetic data ({p.rows} rows, drift {p.drift:g}): a drill"
+    where = f"settings block {block_name(task)!r}" if settings else "defaults (no refit settings saved)"
+    log.info("refit settings from %s: data %s, %d trials, min_delta %g", where, source, p.trials, p.min_delta)
+    trigger = run.reason or "refit requested"
+    if run.event_id:
+        trigger += f" (event {run.event_id})"
+    log.info("refit of %s: %s", task, trigger)
+    return train_run(task, p, kind="refit", trigger=trigger)

@@ -1,57 +1,84 @@
 """The ``train`` flow: data in, a tuned, evaluated, versioned (and maybe promoted) model out.
 
-It composes steps from :mod:`mlplug.training`; nothing here knows a task type.
+:func:`train_run` is its table of contents: one Prefect task per step, so the UI shows each
+with its own timing; the work is in :mod:`mlplug.training` and the objects it returns. The
+``refit`` flow runs the same steps. Nothing here knows a task type.
 """
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import tempfile
 import time
-from dataclasses import asdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from mlplug import training
+from mlplug import layout, training
 from mlplug.dataset import Dataset
-from mlplug.monitoring.profiles import REFERENCE_FILE, reference_profile
+from mlplug.flowrun import STORE_RETRIES, fails_cleanly, open_run_registry
+from mlplug.monitoring.profiles import reference_profile
 from mlplug.options import parse_options
+from mlplug.parameters import TrainParameters, flow_parameters
 from mlplug.plugins import get_plugins
-from mlplug.registry import DatasetRef, ModelVersion, Registry, open_registry
-from mlplug.reporting import REPORT_FILE, ReportContext, build_report, publish_artifacts
+from mlplug.record import TrainingRecord
+from mlplug.registry import AliasRecord, DatasetRef, ModelVersion, Registry
+from mlplug.reporting import Report, ReportContext, build_report, publish_artifacts
 from mlplug.settings import get_settings
-from mlplug.task import TaskType
+from mlplug.task import Explanation, TaskType
 from mlplug.tuning import TuneResult, tune_task
 
-STORAGE_RETRIES = {"retries": 3, "retry_delay_seconds": [1, 4, 10]}
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Seconds per step of the running training run (each step's own work, as its task ran it).
+_timings: contextvars.ContextVar[dict[str, float]] = contextvars.ContextVar("mlplug_timings")
 
 
-@task(cache_policy=NO_CACHE)
-def load_data(
-    task_type: TaskType, data: str | None, options: dict[str, Any] | None, rows: int, seed: int, drift: float
-) -> Dataset:
-    if data:
-        return task_type.load(data, parse_options(task_type, options))
-    return task_type.synthesize(rows, seed=seed, drift=drift)
+def step(name: str, **options: Any) -> Callable[[F], F]:
+    """A training step: a Prefect task named for the UI, whose time the run's record keeps."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                timings = _timings.get(None)
+                if timings is not None:
+                    timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
+
+        return task(name=name, cache_policy=NO_CACHE, **options)(timed)  # type: ignore[return-value]
+
+    return decorate
 
 
-@task(cache_policy=NO_CACHE, **STORAGE_RETRIES)
+@step("load")
+def load_data(task_type: TaskType, p: TrainParameters) -> Dataset:
+    if p.data:
+        dataset = task_type.load(p.data, parse_options(task_type, p.options))
+    else:
+        dataset = task_type.synthesize(p.rows, seed=p.seed, drift=p.drift)
+    return dataset.window(p.since, p.until)
+
+
+@step("version", **STORE_RETRIES)
 def version_dataset(registry: Registry, task_name: str, dataset: Dataset) -> DatasetRef:
     return registry.put_dataset(task_name, dataset)
 
 
-@task(cache_policy=NO_CACHE, log_prints=False)  # Ray Tune prints progress tables
-def tune(
-    task_type: TaskType,
-    parts: training.Split,
-    trials: int,
-    seed: int,
-    cpus: int | None,
-    fixed: dict[str, Any] | None,
-) -> TuneResult | None:
-    if trials <= 0:
+@step("split")
+def split(dataset: Dataset, p: TrainParameters) -> training.Split:
+    return training.split(dataset, holdout=p.holdout, seed=p.seed)
+
+
+@step("tune", log_prints=False)  # Ray Tune prints progress tables
+def tune(task_type: TaskType, parts: training.Split, p: TrainParameters) -> TuneResult | None:
+    if p.trials <= 0:
         return None
     scratch = get_settings().home / "ray"
     scratch.mkdir(parents=True, exist_ok=True)
@@ -60,28 +87,60 @@ def tune(
             task_type,
             parts.train,
             parts.valid,
-            trials=trials,
+            trials=p.trials,
             workdir=Path(workdir),
-            seed=seed,
-            cpus=cpus,
-            fixed=fixed,
+            seed=p.seed,
+            cpus=p.cpus or None,
+            fixed=p.params,
         )
 
 
-@task(cache_policy=NO_CACHE)
-def fit(task_type: TaskType, kind: str, parts: training.Split, params: dict[str, Any]) -> training.Candidate:
-    return training.fit_candidate(task_type, kind, parts.train, parts.valid, params)
+@step("fit")
+def fit_candidates(
+    task_type: TaskType, parts: training.Split, tuned: TuneResult | None, p: TrainParameters
+) -> list[training.Candidate]:
+    chosen = dict(tuned.best_params) if tuned else {**task_type.default_params(), **p.params}
+    return [
+        training.fit_candidate(task_type, "model", parts.train, parts.valid, chosen),
+        training.fit_candidate(task_type, "baseline", parts.train, parts.valid, {}),
+    ]
 
 
-@task(cache_policy=NO_CACHE, **STORAGE_RETRIES)
+@step("evaluate", **STORE_RETRIES)
+def evaluate(
+    task_type: TaskType,
+    registry: Registry,
+    parts: training.Split,
+    candidates: list[training.Candidate],
+    champion: AliasRecord | None,
+    p: TrainParameters,
+) -> training.Evaluation:
+    return training.evaluate(task_type, registry, parts.holdout, candidates, champion, p.min_delta)
+
+
+@step("explain")
+def explain(task_type: TaskType, winner: training.Candidate, parts: training.Split) -> Explanation:
+    return task_type.explain(winner.model, parts.holdout, rows=200)
+
+
+@step("report")
+def report(
+    task_type: TaskType, record: TrainingRecord, dataset: Dataset, predictions: bytes, registry: Registry
+) -> Report:
+    context = ReportContext.for_training(
+        task_type=task_type, record=record, dataset=dataset, predictions=predictions, registry=registry
+    )
+    return build_report(context)  # a failing section is an error box, not a raise
+
+
+@step("register", **STORE_RETRIES)
 def register(
     registry: Registry,
     task_type: TaskType,
     winner: training.Candidate,
-    dataset: DatasetRef,
+    record: TrainingRecord,
     parts: training.Split,
     artifacts: dict[str, bytes],
-    info: dict[str, Any],
 ) -> ModelVersion:
     with tempfile.TemporaryDirectory(prefix="mlplug-model-") as tmp:
         winner.model.save(Path(tmp))
@@ -90,210 +149,146 @@ def register(
             Path(tmp),
             kind=winner.kind,
             params=winner.params,
-            metrics=info["holdout_metrics"],
-            dataset_hash=dataset.hash,
+            metrics=record.registered.holdout or winner.valid_metrics,
+            dataset_hash=record.dataset_hash,
             schema=parts.train.schema,
-            artifacts=artifacts,
-            info={k: v for k, v in info.items() if k != "holdout_metrics"},
+            artifacts={**record.artifacts(), **artifacts},
+            info=record.info(),
         )
+
+
+@step("promote")
+def promote(
+    registry: Registry,
+    version: ModelVersion,
+    champion: AliasRecord | None,
+    decision: training.PromotionDecision,
+    p: TrainParameters,
+) -> tuple[bool, str]:
+    if not p.promote:
+        return False, f"promotion disabled for this run ({decision.reason})"
+    if not decision.promote:
+        return False, decision.reason
+    return training.promote_if_unchanged(registry, version.task, version.version, champion, decision.reason)
 
 
 @flow(name="train", log_prints=True)
-def train(
-    task: str,
-    data: str | None = None,
-    options: dict[str, Any] | None = None,
-    params: dict[str, Any] | None = None,
-    trials: int = 8,
-    rows: int = 20_000,
-    seed: int = 0,
-    drift: float = 0.0,
-    holdout: float = 0.2,
-    min_delta: float = 0.0,
-    promote: bool = True,
-    cpus: int | None = None,
-    store: str | None = None,
-) -> dict[str, Any]:
-    """Train ``task`` on ``data`` (a URL; empty: the task's synthetic generator with ``rows``,
-    ``seed`` and ``drift``), tune with ``trials`` Ray Tune trials (0: default parameters;
-    ``params`` pins some parameters, e.g. a smaller pretrained model, in both cases),
-    register the better of model and baseline, and promote it to champion if it beats the
-    current champion on the same holdout by more than ``min_delta``."""
-    return train_and_register(
-        task=task,
-        data=data,
-        options=options,
-        params=params,
-        trials=trials,
-        rows=rows,
-        seed=seed,
-        drift=drift,
-        holdout=holdout,
-        min_delta=min_delta,
-        promote=promote,
-        cpus=cpus,
-        store=store,
-    )
+@fails_cleanly
+@flow_parameters(TrainParameters)
+def train(task: str, **parameters: Any) -> dict[str, Any]:
+    """Train a task type: load (or generate) data, version it, tune, fit the model and the
+    baseline, register the better one with its report, and promote it to champion if it
+    beats the champion on the same holdout rows."""
+    return train_run(task, TrainParameters(**parameters))
 
 
-def train_and_register(
-    task: str,
-    data: str | None = None,
-    options: dict[str, Any] | None = None,
-    params: dict[str, Any] | None = None,
-    trials: int = 8,
-    rows: int = 20_000,
-    seed: int = 0,
-    drift: float = 0.0,
-    holdout: float = 0.2,
-    min_delta: float = 0.0,
-    promote: bool = True,
-    cpus: int | None = None,
-    store: str | None = None,
-    kind: str = "train",
-    trigger: str | None = None,
+def train_run(
+    task: str, p: TrainParameters, *, kind: str = "train", trigger: str | None = None
 ) -> dict[str, Any]:
-    """The body of the train and refit flows; ``kind`` names the report (``train`` or
+    """The steps of the train and refit flows; ``kind`` names the report (``train`` or
     ``refit``) and ``trigger`` says why a refit ran. Call it inside a flow run."""
     log = get_run_logger()
-    started = time.perf_counter()
-    timings = training.Timings()
-    task_type = get_plugins().task(task)
-    registry = open_registry(store)
-
-    with timings.measure("load"):
-        dataset = load_data(task_type, data, options, rows, seed, drift)
-    with timings.measure("version"):
+    timings: dict[str, float] = {}
+    token = _timings.set(timings)
+    try:
+        task_type = get_plugins().task(task)
+        registry = open_run_registry(p.store)
+        dataset = load_data(task_type, p)
         ref = version_dataset(registry, task, dataset)
-    log.info("dataset %s: %d rows from %s", ref.short, ref.rows, dataset.source)
-    with timings.measure("split"):
-        parts = training.split(dataset, holdout=holdout, seed=seed)
-    champion = registry.alias(task)  # read once; promotion is a CAS against this record
-
-    with timings.measure("tune"):
-        tuned = tune(task_type, parts, trials, seed, cpus, params)
-    chosen = dict(tuned.best_params) if tuned else {**task_type.default_params(), **(params or {})}
-    with timings.measure("fit"):
-        model = fit(task_type, "model", parts, chosen)
-        baseline = fit(task_type, "baseline", parts, {})
-    winner, choice = training.choose(model, baseline)
-    log.info(choice)
-
-    with timings.measure("evaluate"):
-        holdout_proba = winner.model.predict_proba(parts.holdout.X)
-        holdout_metrics = task_type.evaluate(
-            parts.holdout, holdout_proba, threshold=winner.valid_metrics.threshold
-        )
-        other = baseline if winner is model else model
-        other_proba = other.model.predict_proba(parts.holdout.X)
-        other_metrics = task_type.evaluate(
-            parts.holdout, other_proba, threshold=other.valid_metrics.threshold
-        )
-        value = task_type.business_value(parts.holdout, holdout_proba, holdout_metrics)
-        champ = training.score_champion(task_type, registry, champion, parts.holdout)
-        champ_value = (
-            task_type.business_value(parts.holdout, champ.proba, champ.metrics)
-            if champ.proba is not None and champ.metrics is not None
-            else None
-        )
-    champ_version, champ_metrics = champ.version, champ.metrics
-    with timings.measure("explain"):
-        explanation = task_type.explain(winner.model, parts.holdout, rows=200)
-    decision = training.decide(holdout_metrics, champ_metrics, champ.note, min_delta)
-
-    info = {
-        "holdout_metrics": holdout_metrics,
-        "selection": choice,
-        "split": parts.method,
-        "rows": {"train": len(parts.train), "valid": len(parts.valid), "holdout": len(parts.holdout)},
-        "data_source": dataset.source,
-        "business_value": training.value_json(value),
-        "champion_at_training": champ_version.version if champ_version else None,
-        "decision": decision.reason,
-        "run_kind": kind,
-        "trigger": trigger,
-    }
-    artifacts = {
-        "evaluation.json": training.dumps(
-            {
-                "holdout": training.metrics_json(holdout_metrics),
-                "other_candidate": {"kind": other.kind, **training.metrics_json(other_metrics)},
-                "champion": training.metrics_json(champ_metrics) if champ_metrics else None,
-                "validation": {
-                    "model": training.metrics_json(model.valid_metrics),
-                    "baseline": training.metrics_json(baseline.valid_metrics),
-                },
-            }
-        ),
-        "business_value.json": training.dumps(
-            {
-                **training.value_json(value),
-                "champion": training.value_json(champ_value) if champ_value else None,
-            }
-        ),
-        "explanation.json": training.dumps(asdict(explanation)),
-        "trials.json": training.dumps(tuned.to_dict() if tuned else {"trials": []}),
-        REFERENCE_FILE: reference_profile(
-            task_type, parts.holdout.schema, parts.holdout.X, holdout_proba, winner.valid_metrics.threshold
-        ),
-        "predictions.parquet": training.predictions_table(
-            parts.holdout, {"registered": holdout_proba, other.kind: other_proba, "champion": champ.proba}
-        ),
-    }
-    with timings.measure("report"):
-        report_context = ReportContext.from_training(
-            task_type=task_type,
-            dataset=dataset,
-            split=parts,
-            registered=winner,
-            other=other,
-            holdout_metrics=holdout_metrics,
-            other_metrics=other_metrics,
-            champion=champ,
-            business_value=value,
-            explanation=explanation,
-            tuned=tuned,
-            predictions=artifacts["predictions.parquet"],
-            registry=registry,
+        log.info("dataset %s: %d rows from %s", ref.short, ref.rows, dataset.source)
+        parts = split(dataset, p)
+        champion = registry.alias(task)  # read once; promotion is a CAS against this record
+        tuned = tune(task_type, parts, p)
+        candidates = fit_candidates(task_type, parts, tuned, p)
+        evaluation = evaluate(task_type, registry, parts, candidates, champion, p)
+        log.info(evaluation.selection)
+        explanation = explain(task_type, evaluation.winner, parts)
+        record = TrainingRecord(
+            task=task,
+            run_kind=kind,
+            data_source=dataset.source,
             dataset_hash=ref.hash,
-            selection=choice,
-            decision=decision.reason,
-            kind=kind,
+            split_method=parts.method,
+            rows={"train": len(parts.train), "valid": len(parts.valid), "holdout": len(parts.holdout)},
+            candidates=evaluation.results,
+            registered_kind=evaluation.winner.kind,
+            selection=evaluation.selection,
+            decision=evaluation.decision.reason,
+            business_value=evaluation.business_value,
+            champion=evaluation.comparison(),
+            explanation=explanation,
+            tuning=tuned,
             trigger=trigger,
+            timings=dict(timings),  # the steps before registration
         )
-        report = build_report(report_context)  # a failing section is an error box, not a raise
-    artifacts[REPORT_FILE] = report.html.encode("utf-8")
-    with timings.measure("register"):
-        version = register(registry, task_type, winner, ref, parts, artifacts, info)
+        artifacts = _run_artifacts(task_type, parts, evaluation)
+        rendered = report(task_type, record, dataset, artifacts[layout.PREDICTIONS], registry)
+        artifacts[layout.REPORT] = rendered.html.encode("utf-8")
+        version = register(registry, task_type, evaluation.winner, record, parts, artifacts)
+        promoted, reason = promote(registry, version, champion, evaluation.decision, p)
+    finally:
+        _timings.reset(token)
+    report_key = layout.model_file(task, version.version, layout.REPORT)
+    publish_artifacts(rendered, key=task.replace("_", "-"), store=registry.store, report_key=report_key)
+    link = registry.store.uri(report_key)
+    log.info("%s v%d registered; %s", task, version.version, reason)
+    return _summary(record, version, promoted, reason, registry, link, timings)
 
-    promoted, reason = False, decision.reason
-    if promote and decision.promote:
-        promoted, reason = training.promote_if_unchanged(registry, task, version.version, champion, reason)
-    elif not promote:
-        reason = f"promotion disabled for this run ({decision.reason})"
-    timings.seconds["total"] = time.perf_counter() - started
 
-    summary = {
-        "task": task,
-        "run_kind": kind,
-        "trigger": trigger,
+def _run_artifacts(
+    task_type: TaskType, parts: training.Split, evaluation: training.Evaluation
+) -> dict[str, bytes]:
+    """The version's files beside its record: the monitoring reference and the holdout
+    predictions of every candidate and the champion, for reports."""
+    winner = evaluation.winner
+    return {
+        layout.REFERENCE_PROFILE: reference_profile(
+            task_type,
+            parts.holdout.schema,
+            parts.holdout.X,
+            evaluation.probas[winner.kind],
+            winner.valid_metrics.threshold,
+        ),
+        layout.PREDICTIONS: training.predictions_table(
+            parts.holdout,
+            {
+                "registered": evaluation.probas[winner.kind],
+                **{kind: proba for kind, proba in evaluation.probas.items() if kind != winner.kind},
+                "champion": evaluation.champion.proba,
+            },
+        ),
+    }
+
+
+def _summary(
+    record: TrainingRecord,
+    version: ModelVersion,
+    promoted: bool,
+    reason: str,
+    registry: Registry,
+    report_link: str,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    holdout = record.registered.holdout
+    assert holdout is not None
+    champion = record.champion
+    return {
+        "task": record.task,
+        "run_kind": record.run_kind,
+        "trigger": record.trigger,
         "version": version.version,
-        "kind": winner.kind,
+        "kind": record.registered_kind,
         "promoted": promoted,
         "reason": reason,
-        "selection": choice,
-        "primary_metric": holdout_metrics.primary,
-        "metrics": holdout_metrics.values,
-        "baseline_metrics": (baseline if winner is model else model).valid_metrics.values,
-        "champion_metrics": champ_metrics.values if champ_metrics else None,
-        "business_value": value.summary,
-        "dataset": ref.hash,
-        "store": registry.store.uri(f"{task}/models/{version.version}"),
-        "trials": len(tuned.trials) if tuned else 0,
-        "timings": timings.seconds,
+        "selection": record.selection,
+        "primary_metric": holdout.primary,
+        "metrics": holdout.values,
+        "candidates": {c.kind: c.holdout.values for c in record.candidates if c.holdout},
+        "champion_metrics": champion.metrics.values if champion and champion.metrics else None,
+        "business_value": record.business_value.summary if record.business_value else "",
+        "dataset": record.dataset_hash,
+        "store": registry.store.uri(layout.model_version(record.task, version.version)),
+        "trials": len(record.tuning.trials) if record.tuning else 0,
+        "timings": timings,
+        "report": report_link,
     }
-    report_uri = registry.store.uri(f"{task}/models/{version.version}/{REPORT_FILE}")
-    summary["report"] = report_uri
-    publish_artifacts(report, key=task.replace("_", "-"), link=report_uri)
-    log.info("%s v%d registered; %s", task, version.version, reason)
-    return summary

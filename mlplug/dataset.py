@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from mlplug.errors import DataError
 from mlplug.schema import Schema
 
 
@@ -34,6 +35,38 @@ class Dataset:
 
     def subset(self, rows: np.ndarray | slice) -> Dataset:
         return Dataset(self.frame.iloc[rows].reset_index(drop=True), self.schema, self.source)
+
+    def window(self, since: str = "", until: str = "") -> Dataset:
+        """The rows whose time column falls in ``[since, until)`` (ISO times; empty: open)."""
+        if not since and not until:
+            return self
+        column = self.schema.time_column
+        if not column or column not in self.frame.columns:
+            raise DataError(
+                f"{self.source}: a time window (since {since or '-'}, until {until or '-'}) needs a "
+                "time column, and this data has none; give the loader its time column option"
+            )
+        times = pd.to_datetime(self.frame[column])
+        keep = np.ones(len(self.frame), dtype=bool)
+        for bound, label in ((since, "since"), (until, "until")):
+            if not bound:
+                continue
+            try:
+                at = pd.Timestamp(bound)
+            except ValueError as exc:
+                raise DataError(f"{label} {bound!r} is not an ISO time such as 2026-11-01T00:00") from exc
+            if at.tzinfo is not None and times.dt.tz is None:
+                at = at.tz_convert("UTC").tz_localize(None)  # loaders keep naive UTC times
+            keep &= (times >= at).to_numpy() if label == "since" else (times < at).to_numpy()
+        if not keep.any():
+            raise DataError(
+                f"{self.source}: no rows with {column!r} in the window since {since or '-'} "
+                f"until {until or '-'} (the data spans {times.min()} to {times.max()})"
+            )
+        subset = self.subset(np.flatnonzero(keep))
+        return Dataset(
+            subset.frame, self.schema, f"{self.source}, {column} in [{since or '…'}, {until or '…'})"
+        )
 
     def content_hash(self) -> str:
         """sha256 over the schema and the column values, independent of file format.

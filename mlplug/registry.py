@@ -1,16 +1,9 @@
 """Versioned datasets, immutable model versions and aliases that move with compare-and-swap.
 
-Store layout (see docs/architecture.md)::
-
-    <task>/datasets/<sha256>/data.parquet + manifest.json
-    <task>/models/<version>/model/...  metadata.json  env.json  <artifacts>
-    <task>/aliases/<alias>.json
-    <task>/aliases/history/<alias>/<timestamp>-v<version>.json
-
-A model version becomes visible only when its ``metadata.json`` is written, last and
-create-only; a registration that dies before that leaves nothing a reader can see.
-Version numbers are claimed with a create-only ``.claim`` object, so concurrent
-registrations get distinct numbers.
+Keys come from :mod:`mlplug.layout`. A model version becomes visible only when its
+``metadata.json`` is written, last and create-only; a registration that dies before that
+leaves nothing a reader can see. Version numbers are claimed with a create-only ``.claim``
+object, so concurrent registrations get distinct numbers.
 """
 
 from __future__ import annotations
@@ -30,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from mlplug import layout
 from mlplug.dataset import Dataset
 from mlplug.environment import snapshot
 from mlplug.errors import AliasConflictError, NotFoundError, PreconditionFailedError
@@ -116,7 +110,6 @@ class Registry:
     def put_dataset(self, task: str, dataset: Dataset) -> DatasetRef:
         """Store a validated data set once per content hash and return its reference."""
         digest = dataset.content_hash()
-        base = f"{task}/datasets/{digest}"
         try:
             return self.dataset(task, digest)
         except NotFoundError:
@@ -125,7 +118,9 @@ class Registry:
         dataset.frame.to_parquet(buffer, index=False)
         # Same hash, same bytes: if a concurrent writer got there first, its copy serves.
         with contextlib.suppress(PreconditionFailedError):
-            self.store.put(f"{base}/data.parquet", buffer.getvalue(), if_none_match=True)
+            self.store.put(
+                layout.dataset(task, digest, layout.DATASET_DATA), buffer.getvalue(), if_none_match=True
+            )
         ref = DatasetRef(
             task=task,
             hash=digest,
@@ -135,18 +130,20 @@ class Registry:
             schema=dataset.schema.to_dict(),
         )
         try:
-            self.store.put(f"{base}/manifest.json", _json(asdict(ref)), if_none_match=True)
+            self.store.put(
+                layout.dataset(task, digest, layout.DATASET_MANIFEST), _json(asdict(ref)), if_none_match=True
+            )
         except PreconditionFailedError:
             return self.dataset(task, digest)
         return ref
 
     def dataset(self, task: str, digest: str) -> DatasetRef:
-        data = json.loads(self.store.get(f"{task}/datasets/{digest}/manifest.json"))
+        data = json.loads(self.store.get(layout.dataset(task, digest, layout.DATASET_MANIFEST)))
         return DatasetRef(**data)
 
     def load_dataset(self, task: str, digest: str) -> Dataset:
         ref = self.dataset(task, digest)
-        frame = pd.read_parquet(io.BytesIO(self.store.get(f"{task}/datasets/{digest}/data.parquet")))
+        frame = pd.read_parquet(io.BytesIO(self.store.get(layout.dataset(task, digest, layout.DATASET_DATA))))
         # pandas 3 reads text back as its "str" dtype; validated frames hold text as object,
         # and both the models and the content hash see the difference.
         text = [c for c in frame.columns if isinstance(frame[c].dtype, pd.StringDtype)]
@@ -156,8 +153,8 @@ class Registry:
     def datasets(self, task: str) -> list[DatasetRef]:
         refs = [
             self.dataset(task, key.split("/")[-2])
-            for key in self.store.list(f"{task}/datasets")
-            if key.endswith("/manifest.json")
+            for key in self.store.list(layout.datasets(task))
+            if key.endswith(f"/{layout.DATASET_MANIFEST}")
         ]
         return sorted(refs, key=lambda r: r.created_at)
 
@@ -177,19 +174,17 @@ class Registry:
         info: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
         """Upload ``model_dir`` and artifacts as a new immutable version and commit it."""
-        reserved = {"metadata.json", "env.json", ".claim"}
-        clashes = [n for n in artifacts or {} if n in reserved or n.startswith("model/")]
+        clashes = [n for n in artifacts or {} if n in layout.RESERVED or layout.is_model_file(n)]
         if clashes:
             raise ValueError(f"artifact names {clashes} are reserved by the registry")
         version = self._claim_version(task)
-        base = f"{task}/models/{version}"
         files = []
         for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
-            rel = path.relative_to(model_dir).as_posix()
-            self.store.put_file(f"{base}/model/{rel}", path, if_none_match=True)
-            files.append(f"model/{rel}")
-        for name, data in sorted({"env.json": _json(snapshot()), **(artifacts or {})}.items()):
-            self.store.put(f"{base}/{name}", data, if_none_match=True)
+            name = layout.model_entry(path.relative_to(model_dir).as_posix())
+            self.store.put_file(layout.model_file(task, version, name), path, if_none_match=True)
+            files.append(name)
+        for name, data in sorted({layout.ENVIRONMENT: _json(snapshot()), **(artifacts or {})}.items()):
+            self.store.put(layout.model_file(task, version, name), data, if_none_match=True)
             files.append(name)
         mv = ModelVersion(
             task=task,
@@ -207,7 +202,9 @@ class Registry:
             info=dict(info or {}),
         )
         # The commit point: until this object exists the version is invisible.
-        self.store.put(f"{base}/metadata.json", _json(asdict(mv)), if_none_match=True)
+        self.store.put(
+            layout.model_file(task, version, layout.METADATA), _json(asdict(mv)), if_none_match=True
+        )
         self._call_hook("after_register", task=task, version=mv, store=self.store)
         return mv
 
@@ -216,25 +213,23 @@ class Registry:
         version = max(self._claimed(task), default=0) + 1
         while True:
             try:
-                self.store.put(f"{task}/models/{version}/.claim", claim, if_none_match=True)
+                self.store.put(layout.model_file(task, version, layout.CLAIM), claim, if_none_match=True)
                 return version
             except PreconditionFailedError:
                 version += 1
 
     def _claimed(self, task: str) -> Iterator[int]:
-        for key in self.store.list(f"{task}/models"):
-            head = key.split("/")[2]
-            if head.isdigit():
-                yield int(head)
+        for key in self.store.list(layout.models(task)):
+            found = layout.model_version_of(key)
+            if found is not None:
+                yield found[0]
 
     def versions(self, task: str) -> list[ModelVersion]:
         """Committed versions, oldest first."""
         # Only <task>/models/<n>/metadata.json commits a version; a model file that happens
         # to be called metadata.json (model/metadata.json) must not.
-        parts = (key.split("/") for key in self.store.list(f"{task}/models"))
-        numbers = sorted(
-            int(p[2]) for p in parts if len(p) == 4 and p[2].isdigit() and p[3] == "metadata.json"
-        )
+        found = (layout.model_version_of(key) for key in self.store.list(layout.models(task)))
+        numbers = sorted(f[0] for f in found if f is not None and f[1] == layout.METADATA)
         return [self.model(task, n) for n in numbers]
 
     def model(self, task: str, version: int | str) -> ModelVersion:
@@ -242,7 +237,7 @@ class Registry:
         if isinstance(version, str) and not version.isdigit():
             return self._by_name(task, version)
         try:
-            data = json.loads(self.store.get(f"{task}/models/{int(version)}/metadata.json"))
+            data = json.loads(self.store.get(layout.model_file(task, int(version), layout.METADATA)))
         except NotFoundError:
             known = [v.version for v in self.versions(task)]
             raise NotFoundError(
@@ -265,19 +260,19 @@ class Registry:
     def download_model(self, task: str, version: int | str, dest: Path) -> Path:
         """Copy a version's ``model/`` files into ``dest`` and return it."""
         mv = self.model(task, version)  # resolves "champion" and "latest" to a number
-        for rel in mv.files:
-            if rel.startswith("model/"):
-                self.store.get_file(f"{task}/models/{mv.version}/{rel}", dest / rel[len("model/") :])
+        for name in mv.files:
+            if layout.is_model_file(name):
+                self.store.get_file(layout.model_file(task, mv.version, name), dest / layout.model_path(name))
         return dest
 
     def artifact(self, task: str, version: int, name: str) -> bytes:
-        return self.store.get(f"{task}/models/{version}/{name}")
+        return self.store.get(layout.model_file(task, version, name))
 
     # -- aliases -------------------------------------------------------------------------
 
     def alias(self, task: str, alias: str = CHAMPION) -> AliasRecord | None:
         try:
-            data, etag = self.store.get_with_etag(f"{task}/aliases/{alias}.json")
+            data, etag = self.store.get_with_etag(layout.alias(task, alias))
         except NotFoundError:
             return None
         return AliasRecord(**{**json.loads(data), "etag": etag})
@@ -308,7 +303,7 @@ class Registry:
             reason=reason,
         )
         body = {k: v for k, v in asdict(record).items() if k != "etag"}
-        key = f"{task}/aliases/{alias}.json"
+        key = layout.alias(task, alias)
         try:
             if expected is None:
                 etag = self.store.put(key, _json(body), if_none_match=True)
@@ -318,8 +313,7 @@ class Registry:
             raise AliasConflictError(
                 f"alias {alias!r} of task {task!r} moved while promoting version {version}"
             ) from None
-        stamp = record.updated_at.replace(":", "").replace("-", "")
-        history = f"{task}/aliases/history/{alias}/{stamp}-v{version}-{uuid.uuid4().hex[:8]}.json"
+        history = layout.alias_history_entry(task, alias, record.updated_at, version, uuid.uuid4().hex[:8])
         self.store.put(history, _json(body), if_none_match=True)
         record = AliasRecord(**{**body, "etag": etag})
         self._call_hook(
@@ -340,7 +334,7 @@ class Registry:
         raise AliasConflictError(f"alias {alias!r} of task {task!r} kept moving; gave up")
 
     def alias_history(self, task: str, alias: str = CHAMPION) -> list[dict[str, Any]]:
-        keys = sorted(self.store.list(f"{task}/aliases/history/{alias}"))
+        keys = sorted(self.store.list(layout.alias_history(task, alias)))
         return [json.loads(self.store.get(k)) for k in keys]
 
     def _call_hook(self, name: str, **kwargs: Any) -> None:
@@ -350,12 +344,3 @@ class Registry:
             getattr(self._hook, name)(**kwargs)
         except Exception:  # a plugin's side effect must not undo a committed write
             log.exception("mlplug hook %s failed", name)
-
-
-def open_registry(url: str | None = None) -> Registry:
-    """The registry on the configured store, with plugin lifecycle hooks attached."""
-    from mlplug.plugins import get_plugins
-    from mlplug.storage import open_store
-
-    plugins = get_plugins()
-    return Registry(open_store(url, plugins=plugins), hook=plugins.hook)

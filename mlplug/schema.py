@@ -16,6 +16,9 @@ import pandas as pd
 
 from mlplug.errors import DataError
 
+#: Decision threshold of a binary task whose version recorded none.
+DEFAULT_THRESHOLD = 0.5
+
 
 class Role(StrEnum):
     """How a column is used. The role fixes the dtype after validation."""
@@ -72,6 +75,18 @@ class Schema:
     @property
     def is_binary(self) -> bool:
         return len(self.classes) == 2
+
+    def predicted_indices(self, proba: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """The predicted class of each row of ``proba``, as an index into ``classes``: for a
+        binary task the positive class when its probability reaches ``threshold`` (default
+        0.5), otherwise the likeliest class. Every mlplug component labels rows this way."""
+        if self.is_binary:
+            cut = DEFAULT_THRESHOLD if threshold is None else threshold
+            return (proba[:, 1] >= cut).astype(np.int64)
+        return proba.argmax(axis=1)
+
+    def predicted_labels(self, proba: np.ndarray, threshold: float | None = None) -> list[str]:
+        return [self.classes[i] for i in self.predicted_indices(proba, threshold).tolist()]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

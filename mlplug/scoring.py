@@ -62,14 +62,13 @@ def prediction_frame(
     if raw is not None and schema.id_column and schema.id_column in raw.columns:
         out[schema.id_column] = raw[schema.id_column].to_numpy()
     classes = np.array(schema.classes, dtype=object)
+    picks = schema.predicted_indices(proba, threshold)
     if schema.is_binary:
-        cut = 0.5 if threshold is None else threshold
         out["probability"] = proba[:, 1]
-        out["prediction"] = classes[(proba[:, 1] >= cut).astype(int)]
+        out["prediction"] = classes[picks]
     else:
-        best = proba.argmax(axis=1)
-        out["prediction"] = classes[best]
-        out["probability"] = proba[np.arange(len(proba)), best]
+        out["prediction"] = classes[picks]
+        out["probability"] = proba[np.arange(len(proba)), picks]
         for i, label in enumerate(schema.classes):
             out[f"proba_{label}"] = proba[:, i]
     return out
@@ -123,13 +122,14 @@ def write_profile(task: TaskType, loaded: LoadedModel, scored: ScoredTable, stor
     would (create-only, under ``<task>/profiles/<version>/``); the key written. The labels
     profiled are the ones written to the output."""
     # Imported here: the server imports this module and profiles through its own observer.
+    from mlplug import layout
     from mlplug.monitoring.features import monitoring_frame
-    from mlplug.monitoring.profiles import profile_key, writer_id
+    from mlplug.monitoring.profiles import writer_id
     from mlplug.monitoring.whylogs_compat import Profile
 
     frame = monitoring_frame(
         task, loaded.schema, scored.features, scored.proba, predictions=scored.output["prediction"].tolist()
     )
-    key = profile_key(task.name, loaded.version.version, datetime.now(UTC), f"predict_{writer_id()}")
+    key = layout.profile(task.name, loaded.version.version, datetime.now(UTC), f"predict_{writer_id()}")
     store.put(key, Profile.of(frame).to_bytes(), if_none_match=True)
     return key

@@ -17,10 +17,15 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=lambda: Path.home() / ".mlplug")
     #: Store URL: ``file:///abs/dir`` or ``s3://bucket/prefix``. Empty means ``<home>/store``.
     store: str = ""
+    #: Allow a ``file://`` store inside a Kubernetes pod: only for a volume every pod mounts.
+    allow_local_store: bool = False
     #: Endpoint for S3-compatible servers (MinIO, moto); empty means AWS.
     s3_endpoint_url: str | None = None
     #: Name of a prefect-aws ``AwsCredentials`` block; empty means the boto3 default chain.
     aws_credentials_block: str | None = None
+    #: How long the report links of Prefect artifacts stay valid, on stores that sign them (S3;
+    #: at most 7 days with SigV4).
+    report_link_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=7 * 24 * 3600)
     #: Attempts per S3 call before the store counts as unreachable.
     s3_max_attempts: int = Field(default=5, ge=1, le=20)
     #: Comma-separated allow-list of plugin names; unset loads every installed plugin.

@@ -1,18 +1,15 @@
-"""The steps of a training run, independent of Prefect: split, fit, compare, register, gate.
+"""The steps of a training run, independent of Prefect: split, fit, evaluate, gate.
 
-``flows/train.py`` wraps these in Prefect tasks; tests call them directly.
+``flows/train.py`` wraps these in Prefect tasks and composes them; tests call them directly.
+What a run finds is kept in a :class:`mlplug.record.TrainingRecord`.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import logging
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,25 +17,11 @@ import numpy as np
 
 from mlplug.dataset import Dataset
 from mlplug.errors import AliasConflictError, DataError
+from mlplug.record import CandidateResult, ChampionComparison
 from mlplug.registry import AliasRecord, ModelVersion, Registry
 from mlplug.task import BusinessValue, Metrics, Model, TaskType
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Timings:
-    """Seconds spent in each piece of work, to tell compute from orchestration."""
-
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def measure(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
 @dataclass(frozen=True)
@@ -123,25 +106,45 @@ def choose(model: Candidate, baseline: Candidate) -> tuple[Candidate, str]:
 
 @dataclass(frozen=True)
 class ChampionScore:
+    """The version a new model must beat, scored on the run's holdout rows."""
+
+    #: ``None`` when the task has no committed version at all.
     version: ModelVersion | None
     metrics: Metrics | None
     proba: np.ndarray | None
     note: str
+    #: False when the task has versions but no champion alias (deleted): the latest version
+    #: stands in for it.
+    is_champion: bool = True
+
+    @property
+    def whose(self) -> str:
+        """How a decision names it, possessive: "the champion's"."""
+        if self.is_champion or self.version is None:
+            return "the champion's"
+        return f"the latest version's (v{self.version.version}; the task has no champion alias)"
 
 
 def score_champion(
     task: TaskType, registry: Registry, champion: AliasRecord | None, holdout: Dataset
 ) -> ChampionScore:
     """Score the current champion on this run's holdout, so both are compared on the same
-    rows."""
-    if champion is None:
-        return ChampionScore(None, None, None, "no champion yet")
-    mv = registry.model(task.name, champion.version)
+    rows. Without a champion alias but with versions (the alias was deleted), the latest
+    version is the one to beat: a first-model promotion would silently replace them all."""
+    if champion is not None:
+        mv = registry.model(task.name, champion.version)
+        is_champion, who = True, f"champion v{mv.version}"
+    else:
+        versions = registry.versions(task.name)
+        if not versions:
+            return ChampionScore(None, None, None, "no champion yet")
+        mv, is_champion = versions[-1], False
+        who = f"latest version v{mv.version} (no champion alias)"
     needed = [c["name"] for c in mv.schema["features"]]
     missing = [c for c in needed if c not in holdout.frame.columns]
     if missing:
         return ChampionScore(
-            mv, None, None, f"champion v{mv.version} needs columns {missing} that this data lacks"
+            mv, None, None, f"{who} needs columns {missing} that this data lacks", is_champion
         )
     with tempfile.TemporaryDirectory(prefix="mlplug-champion-") as tmp:
         model = task.load_model(registry.download_model(task.name, mv.version, Path(tmp)))
@@ -150,7 +153,8 @@ def score_champion(
         mv,
         task.evaluate(holdout, proba, threshold=mv.threshold),
         proba,
-        f"champion v{mv.version} scored on the same holdout",
+        f"{who} scored on the same holdout",
+        is_champion,
     )
 
 
@@ -175,22 +179,88 @@ class PromotionDecision:
     reason: str
 
 
-def decide(
-    candidate: Metrics, champion: Metrics | None, champion_note: str, min_delta: float
-) -> PromotionDecision:
+def decide(candidate: Metrics, champion: ChampionScore, min_delta: float) -> PromotionDecision:
     name = candidate.primary
-    if champion is None:
-        if champion_note == "no champion yet":
-            return PromotionDecision(True, "first model of this task")
-        return PromotionDecision(False, f"not compared: {champion_note}; promote by hand if intended")
-    if candidate.beats(champion, min_delta):
+    if champion.version is None:
+        return PromotionDecision(True, "first model of this task")
+    if champion.metrics is None:
+        return PromotionDecision(False, f"not compared: {champion.note}; promote by hand if intended")
+    other = champion.metrics
+    if candidate.beats(other, min_delta):
         return PromotionDecision(
-            True, f"{name} {candidate.score:.4f} beats the champion's {champion.score:.4f} on the holdout"
+            True, f"{name} {candidate.score:.4f} beats {champion.whose} {other.score:.4f} on the holdout"
         )
     return PromotionDecision(
         False,
-        f"{name} {candidate.score:.4f} does not beat the champion's {champion.score:.4f} "
+        f"{name} {candidate.score:.4f} does not beat {champion.whose} {other.score:.4f} "
         f"by more than {min_delta}",
+    )
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What the holdout says about a run's candidates and the champion."""
+
+    winner: Candidate
+    #: Why the winner, in a sentence.
+    selection: str
+    #: Every candidate with its validation and holdout scores.
+    results: tuple[CandidateResult, ...]
+    #: Holdout probabilities by candidate kind.
+    probas: dict[str, np.ndarray]
+    champion: ChampionScore
+    #: The champion's business value on the same holdout rows.
+    champion_value: BusinessValue | None
+    business_value: BusinessValue
+    decision: PromotionDecision
+
+    @property
+    def holdout(self) -> Metrics:
+        """The registered candidate's holdout metrics."""
+        return next(r.holdout for r in self.results if r.kind == self.winner.kind and r.holdout)
+
+    def comparison(self) -> ChampionComparison | None:
+        """The champion's part of the run's record."""
+        champ = self.champion
+        if champ.version is None:
+            return None
+        return ChampionComparison(champ.version.version, champ.metrics, self.champion_value, champ.note)
+
+
+def evaluate(
+    task: TaskType,
+    registry: Registry,
+    holdout: Dataset,
+    candidates: list[Candidate],
+    champion: AliasRecord | None,
+    min_delta: float,
+) -> Evaluation:
+    """Choose among ``candidates`` on validation, score each and the champion on the same
+    holdout rows (with the thresholds chosen on validation), and decide on promotion."""
+    winner, selection = choose(*candidates)
+    probas: dict[str, np.ndarray] = {}
+    results = []
+    for c in candidates:
+        probas[c.kind] = np.asarray(c.model.predict_proba(holdout.X))
+        scored = task.evaluate(holdout, probas[c.kind], threshold=c.valid_metrics.threshold)
+        results.append(CandidateResult(c.kind, dict(c.params), c.valid_metrics, scored))
+    registered = next(r.holdout for r in results if r.kind == winner.kind)
+    assert registered is not None
+    champ = score_champion(task, registry, champion, holdout)
+    champ_value = (
+        task.business_value(holdout, champ.proba, champ.metrics)
+        if champ.proba is not None and champ.metrics is not None
+        else None
+    )
+    return Evaluation(
+        winner=winner,
+        selection=selection,
+        results=tuple(results),
+        probas=probas,
+        champion=champ,
+        champion_value=champ_value,
+        business_value=task.business_value(holdout, probas[winner.kind], registered),
+        decision=decide(registered, champ, min_delta),
     )
 
 
@@ -203,23 +273,3 @@ def promote_if_unchanged(
     except AliasConflictError:
         return False, "the champion changed during this run; not promoted (re-run to compare again)"
     return True, reason
-
-
-def metrics_json(metrics: Metrics) -> dict[str, Any]:
-    return asdict(metrics)
-
-
-def value_json(value: BusinessValue) -> dict[str, Any]:
-    return {**asdict(value), "gain": value.gain}
-
-
-def dumps(data: Any) -> bytes:
-    return json.dumps(data, indent=2, default=_default).encode()
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)

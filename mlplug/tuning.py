@@ -159,6 +159,17 @@ def _trial(result: Any, max_steps: int) -> Trial:
     )
 
 
+def describe_space_value(value: Any) -> str:
+    """A search-space entry as a person reads it: ``float in [0.01, 0.3], log scale``."""
+    if hasattr(value, "categories"):
+        return "one of " + ", ".join(map(str, value.categories))
+    if hasattr(value, "lower") and hasattr(value, "upper"):
+        kind = "integer" if type(value).__name__ == "Integer" else "float"
+        log = ", log scale" if "Log" in type(value.get_sampler()).__name__ else ""
+        return f"{kind} in [{value.lower}, {value.upper}]{log}"
+    return repr(value)
+
+
 def _plain(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()

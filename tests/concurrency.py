@@ -5,11 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 #: Prepended to every child script: ``wait_for_go()`` is a barrier across the children.
 CHILD_PRELUDE = """
@@ -69,23 +66,3 @@ def run_together(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-
-
-def in_threads(workers: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run ``work(i)`` in threads released together; results or exceptions, in order."""
-    barrier = threading.Barrier(workers)
-    results: list[Any] = [None] * workers
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = work(i)
-        except Exception as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 import mlplug
 from mlplug.cli import app
-from mlplug.cli.run import extra_options, parse_params
+from mlplug.cli.options import parse_params
 from mlplug.errors import MlplugError
 from mlplug.registry import Registry
 from mlplug.task import Metrics
@@ -168,14 +168,31 @@ def test_predict_names_the_missing_column(registry: Registry, tmp_path: Path) ->
     assert not (tmp_path / "o.csv").exists()
 
 
-def test_extra_options_parsing() -> None:
-    assert extra_options(["--target", "y", "--id-col=tx", "--flag"]) == {
-        "target": "y",
-        "id_col": "tx",
-        "flag": "true",
-    }
-    with pytest.raises(MlplugError, match="unexpected argument 'stray'"):
-        extra_options(["stray"])
+def test_train_help_lists_the_task_options_with_their_descriptions(registry: Registry) -> None:
+    out = runner.invoke(app, ["train", "toy", "--help"], env={"TERMINAL_WIDTH": "240", "COLUMNS": "240"})
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.output.split())
+    for option in ("--data", "--trials", "--rows", "--min-delta", "--store", "--param", "--json"):
+        assert option in text
+    # ToyTask's loader options model: its fields and their descriptions.
+    assert "--label" in text and "(loader option, with --data)" in text
+    assert "Ray Tune trials; 0 fits the task type's default parameters." in text
+    assert "toy" in runner.invoke(app, ["train", "--help"]).output
+
+
+def test_a_misspelt_or_misplaced_option_fails_before_anything_runs(registry: Registry) -> None:
+    misspelt = runner.invoke(app, ["train", "toy", "--labl", "y", "--trials", "0"])
+    assert misspelt.exit_code == 2 and "No such option: --labl" in misspelt.output
+    assert "--label" in misspelt.output  # the closest real option is suggested
+    unknown = runner.invoke(app, ["train", "tyo"])
+    assert unknown.exit_code == 2 and "unknown task type 'tyo'" in unknown.output
+    assert "Did you mean 'toy'" in " ".join(unknown.output.split())
+    without_data = runner.invoke(app, ["train", "toy", "--label", "y", "--trials", "0"])
+    assert isinstance(without_data.exception, MlplugError)
+    assert "--label: loader options apply to --data" in str(without_data.exception)
+    bad_value = runner.invoke(app, ["train", "toy", "--trials", "-1"])
+    assert "--trials: Input should be greater than or equal to 0" in str(bad_value.exception)
+    assert registry.versions("toy")[-1].version == 2  # nothing trained
 
 
 def test_param_parsing() -> None:

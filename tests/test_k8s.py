@@ -272,14 +272,3 @@ def test_cluster_detection(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
     assert k8s.cluster_configured()
-
-
-def test_prefect_yaml_deploys_every_first_party_task() -> None:
-    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
-    deployments = {d["name"]: d for d in config["deployments"]}
-    for task in ("fraud", "convqa"):
-        assert deployments[f"train-{task}"]["entrypoint"] == "flows/train.py:train"
-        deploy = deployments[f"deploy-{task}"]
-        assert deploy["entrypoint"] == "flows/deploy.py:deploy"
-        assert deploy["work_pool"]["name"] == "mlplug-kubernetes"
-        assert deploy["parameters"] == {**deploy["parameters"], "task": task, "version": "champion"}

@@ -21,7 +21,8 @@ from mlplug.registry import AliasRecord, ModelVersion, Registry
 from mlplug.schema import Column, Role, Schema
 from mlplug.storage import Store
 from mlplug.task import Metrics
-from tests.concurrency import OPEN_STORE, in_threads, run_together
+from mlplug.testing.store_contract import in_threads
+from tests.concurrency import OPEN_STORE, run_together
 
 TASK = "demo"
 SCHEMA = Schema(

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from mlplug.dataset import Dataset
 from mlplug.schema import Column, Role, Schema
-from mlplug.task import BusinessValue, Explanation, Metrics, SearchSpace, TaskType
+from mlplug.task import BusinessValue, Explanation, LoadOptions, Metrics, SearchSpace, TaskType
 
 
 class ConstantModel:
@@ -28,8 +29,13 @@ class ConstantModel:
         (path / "rate.txt").write_text(repr(self.rate))
 
 
+class ToyLoadOptions(LoadOptions):
+    label: str = Field("y", description="label column of the file")
+
+
 class ToyTask(TaskType):
     description = "a toy task for tests"
+    options_model = ToyLoadOptions
 
     def __init__(self, name: str = "toy") -> None:
         self.name = name  # type: ignore[misc]

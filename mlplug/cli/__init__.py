@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from mlplug.cli import k8s, models, monitor, plugins, report, run, serve
+from mlplug.cli import deploy, k8s, models, plugins, report, run, serve, task_commands
 from mlplug.errors import MlplugError
 
 app = typer.Typer(
@@ -18,13 +18,55 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _main(
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        help="Tracebacks for expected errors too, and debug logs.",
+        envvar="MLPLUG_DEBUG",
+    ),
+) -> None:
+    if debug:
+        os.environ["MLPLUG_DEBUG"] = "true"
+        os.environ["PREFECT_LOGGING_LEVEL"] = "DEBUG"
+        logging.getLogger().setLevel(logging.DEBUG)
+
+
+def _task_group(group: type[task_commands.TaskGroup], help_text: str) -> typer.Typer:
+    return typer.Typer(cls=group, help=help_text, no_args_is_help=True)
+
+
 app.command("plugins")(plugins.list_plugins)
 app.command("tasks")(plugins.list_tasks)
-app.command("train", context_settings=run.EXTRA)(run.train)
+app.add_typer(
+    _task_group(
+        task_commands.TrainGroup,
+        "Train a task type: tune, fit, register the better of model and baseline, promote it if it "
+        "beats the champion. `mlplug train TASK --help` lists the task's loader options.",
+    ),
+    name="train",
+)
 app.command("predict")(run.predict)
 app.command("demo")(run.demo)
-app.command("monitor", context_settings=run.EXTRA)(monitor.monitor)
-app.command("refit", context_settings=run.EXTRA)(monitor.refit)
+app.add_typer(
+    _task_group(
+        task_commands.MonitorGroup,
+        "Compare a task's recent traffic with its champion's reference profile and report drift.",
+    ),
+    name="monitor",
+)
+app.add_typer(
+    _task_group(
+        task_commands.RefitGroup,
+        "Train a challenger on fresh data with the task's refit settings; promote it only if it "
+        "beats the champion.",
+    ),
+    name="refit",
+)
+app.command("deploy")(deploy.deploy)
 app.command("report")(report.report)
 app.command("doctor")(report.doctor)
 app.command("serve")(serve.serve)
@@ -42,5 +84,7 @@ def main() -> None:
     try:
         app()
     except MlplugError as exc:
+        if os.environ.get("MLPLUG_DEBUG", "").lower() in ("1", "true", "yes"):
+            raise
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(1)

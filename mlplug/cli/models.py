@@ -8,7 +8,8 @@ from dataclasses import asdict
 import typer
 
 from mlplug.plugins import get_plugins
-from mlplug.registry import CHAMPION, open_registry
+from mlplug.registry import CHAMPION
+from mlplug.runtime import open_registry
 
 app = typer.Typer(help="Model versions and aliases in the store.", no_args_is_help=True)
 datasets_app = typer.Typer(help="Versioned data sets in the store.", no_args_is_help=True)

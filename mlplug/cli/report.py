@@ -14,7 +14,8 @@ import typer
 
 import mlplug
 from mlplug.plugins import get_plugins
-from mlplug.registry import Registry, open_registry
+from mlplug.registry import Registry
+from mlplug.runtime import open_registry
 from mlplug.settings import get_settings
 from mlplug.task import TaskType
 

@@ -1,8 +1,7 @@
-"""``mlplug train`` and ``mlplug predict``."""
+"""``mlplug predict``, ``mlplug demo`` and the summary a training run prints."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,85 +9,8 @@ import typer
 
 from mlplug.errors import MlplugError
 from mlplug.plugins import get_plugins
-from mlplug.registry import open_registry
+from mlplug.runtime import open_registry
 from mlplug.settings import get_settings
-
-EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
-
-
-def extra_options(args: list[str]) -> dict[str, Any]:
-    """``--text-col body --flag`` -> ``{"text_col": "body", "flag": True}``."""
-    options: dict[str, Any] = {}
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if not arg.startswith("--") or arg == "--":
-            raise MlplugError(f"unexpected argument {arg!r}; task options look like --name VALUE")
-        name, _, value = arg[2:].partition("=")
-        if not value:
-            if i + 1 < len(args) and not args[i + 1].startswith("--"):
-                value = args[i + 1]
-                i += 1
-            else:
-                value = "true"
-        options[name.replace("-", "_")] = value
-        i += 1
-    return options
-
-
-def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """``["depth=4", "name=tiny"]`` -> ``{"depth": 4, "name": "tiny"}``."""
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, raw = pair.partition("=")
-        if not sep or not name.strip():
-            raise MlplugError(f"--param {pair!r}: expected NAME=VALUE")
-        try:
-            params[name.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[name.strip()] = raw
-    return params
-
-
-def train(
-    ctx: typer.Context,
-    task: str = typer.Argument(..., help="Task type, e.g. one listed by `mlplug tasks`."),
-    data: str | None = typer.Option(None, help="Data URL (path, file://, s3://). Default: synthetic."),
-    trials: int = typer.Option(8, help="Ray Tune trials; 0 uses default parameters."),
-    param: list[str] = typer.Option(
-        [], "--param", help="Pin a model parameter, NAME=VALUE (JSON values allowed); repeatable."
-    ),
-    rows: int = typer.Option(20_000, help="Rows of synthetic data when --data is not given."),
-    seed: int = typer.Option(0),
-    drift: float = typer.Option(0.0, help="Drift of the synthetic data, 0..1."),
-    holdout: float = typer.Option(0.2, help="Share of rows kept for the final comparison."),
-    promote: bool = typer.Option(True, help="Promote to champion when better."),
-    cpus: int | None = typer.Option(None, help="CPUs for tuning (default: all)."),
-    store: str | None = typer.Option(None, help="Store URL (default: MLPLUG_STORE)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
-) -> None:
-    """Train TASK. Task-specific loader options go after, e.g. --target is_fraud."""
-    from flows.train import train as train_flow
-
-    get_plugins().task(task)  # fail fast, before Prefect starts, on an unknown task
-    summary = train_flow(
-        task=task,
-        data=data,
-        options=extra_options(ctx.args),
-        params=parse_params(param),
-        trials=trials,
-        rows=rows,
-        seed=seed,
-        drift=drift,
-        holdout=holdout,
-        promote=promote,
-        cpus=cpus,
-        store=store,
-    )
-    if as_json:
-        typer.echo(json.dumps(summary, indent=2, default=str))
-        return
-    print_summary(summary)
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -175,7 +97,7 @@ def _drift_drill(task: str, settings: dict[str, Any]) -> None:
         typer.secho(f"  {out['decision']}", fg="red" if out["drifted"] else "green")
         typer.echo(f"  report: {out['report']}")
     typer.secho(f"== {task}: refit on drifted data", bold=True)
-    summary = refit_flow(task=task, drift=1.0, seed=102, reason=out["decision"], **settings)
+    summary = refit_flow(task=task, reason=out["decision"], overrides={**settings, "drift": 1.0, "seed": 102})
     print_summary(summary)
 
 
@@ -185,7 +107,7 @@ def _serve_and_load(task: str, seconds: float) -> None:
     import tempfile
 
     from mlplug.loadtest import LoadTestConfig, run_load_test, task_bodies
-    from mlplug.testing.servers import mlplug_server
+    from mlplug.processes import mlplug_server
 
     key = secrets.token_urlsafe(24)
     typer.secho(f"== {task}: serving the champion and loading it for {seconds:g} s", bold=True)

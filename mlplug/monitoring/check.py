@@ -1,9 +1,6 @@
 """The steps of a monitor run: find the traffic of a window, compare it with the version's
-reference profile, and keep the result in the store.
-
-::
-
-    <task>/monitoring/<UTC time>-v<version>/drift.json  report.html
+reference profile, and keep the result in the store (``drift.json`` and ``report.html`` in
+the run's folder of :func:`mlplug.layout.monitor_run`).
 
 Traffic comes from the profiles servers and ``mlplug predict`` wrote for the version, or from
 a table of recent inputs given by URL (scored by the version now), or from the task's
@@ -18,19 +15,16 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from mlplug import layout
 from mlplug.dataset import Dataset
 from mlplug.errors import MlplugError, NotFoundError
 from mlplug.monitoring.drift import DriftResult, DriftThresholds, compare
 from mlplug.monitoring.features import monitored_columns, monitoring_frame
-from mlplug.monitoring.profiles import REFERENCE_FILE, list_profiles, read_merged
+from mlplug.monitoring.profiles import list_profiles, read_merged
 from mlplug.monitoring.whylogs_compat import Profile
 from mlplug.registry import ModelVersion, Registry
 from mlplug.schema import Schema
 from mlplug.task import Model, TaskType
-
-DRIFT_FILE = "drift.json"
-REPORT_FILE = "report.html"
-_RUN_TIME = "%Y%m%dT%H%M%SZ"
 
 
 @dataclass(frozen=True)
@@ -44,10 +38,10 @@ class Traffic:
 
 
 def reference(registry: Registry, version: ModelVersion) -> Profile:
-    key = f"{version.task}/models/{version.version}/{REFERENCE_FILE}"
     try:
-        return Profile.from_bytes(registry.store.get(key))
+        return Profile.from_bytes(registry.artifact(version.task, version.version, layout.REFERENCE_PROFILE))
     except NotFoundError:
+        key = layout.model_file(version.task, version.version, layout.REFERENCE_PROFILE)
         raise MlplugError(
             f"{version.task} v{version.version} has no reference profile ({registry.store.uri(key)}): "
             "it was registered before monitoring existed; train a new version to monitor it"
@@ -64,7 +58,7 @@ def stored_traffic(
     start = end - timedelta(hours=hours)
     refs = list_profiles(registry.store, version.task, version.version, since=start, until=end)
     merged = read_merged(registry.store, [r.key for r in refs])
-    where = registry.store.uri(f"{version.task}/profiles/{version.version}/")
+    where = registry.store.uri(layout.profiles(version.task, version.version))
     return Traffic(merged or Profile.empty(), len(refs), start, end, f"{len(refs)} profiles in {where}")
 
 
@@ -97,31 +91,25 @@ def check(
     )
 
 
-def result_prefix(result: DriftResult) -> str:
-    at = datetime.fromisoformat(result.created_at).astimezone(UTC).strftime(_RUN_TIME)
-    return f"{result.task}/monitoring/{at}-v{result.version}"
-
-
 def save_result(registry: Registry, result: DriftResult) -> str:
     """Write ``drift.json`` create-only; returns the run's prefix."""
-    prefix = result_prefix(result)
+    prefix = layout.monitor_run(result.task, result.version, result.created_at)
     data = json.dumps(result.to_dict(), indent=2, allow_nan=False).encode()
-    registry.store.put(f"{prefix}/{DRIFT_FILE}", data, if_none_match=True)
+    registry.store.put(f"{prefix}/{layout.DRIFT}", data, if_none_match=True)
     return prefix
 
 
 def save_report(registry: Registry, prefix: str, html: str) -> None:
-    registry.store.put(f"{prefix}/{REPORT_FILE}", html.encode(), if_none_match=True)
+    registry.store.put(f"{prefix}/{layout.REPORT}", html.encode(), if_none_match=True)
 
 
 def history(registry: Registry, task: str, since: datetime | None = None) -> list[DriftResult]:
     """Monitor results of ``task`` (stored from ``since`` on), oldest first."""
     results = []
-    for key in sorted(registry.store.list(f"{task}/monitoring/")):
-        if not key.endswith(f"/{DRIFT_FILE}"):
+    for key in sorted(registry.store.list(layout.monitoring(task))):
+        if not key.endswith(f"/{layout.DRIFT}"):
             continue
-        stamp = key.split("/")[-2].split("-v")[0]
-        if since is not None and datetime.strptime(stamp, _RUN_TIME).replace(tzinfo=UTC) < since:
+        if since is not None and layout.monitor_run_time(key) < since:
             continue
         results.append(DriftResult.from_dict(json.loads(registry.store.get(key))))
     return results

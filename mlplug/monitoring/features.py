@@ -87,7 +87,7 @@ def monitoring_frame(
     if proba is not None:
         proba = np.asarray(proba, dtype=float)
         if predictions is None:
-            predictions = predicted_labels(schema, proba, threshold)
+            predictions = schema.predicted_labels(proba, threshold)
         score = proba[:, 1] if schema.is_binary else proba.max(axis=1)
         frame[PREDICTION] = pd.Series(list(predictions), index=index, dtype=object)
         frame[SCORE] = pd.Series(score, index=index, dtype=float)
@@ -99,10 +99,3 @@ def _empty_frame(schema: Schema) -> pd.DataFrame:
     return pd.DataFrame({c.name: pd.Series([], dtype=dtypes.get(c.role, object)) for c in schema.features})
 
 
-def predicted_labels(schema: Schema, proba: np.ndarray, threshold: float | None) -> list[str]:
-    if schema.is_binary:
-        cut = 0.5 if threshold is None else threshold
-        picks = (proba[:, 1] >= cut).astype(int)
-    else:
-        picks = proba.argmax(axis=1)
-    return [schema.classes[i] for i in picks]

@@ -1,9 +1,6 @@
-"""Profiles in the store.
-
-::
-
-    <task>/models/<version>/reference.profile          inputs and outputs on the holdout
-    <task>/profiles/<version>/<UTC time>-<writer>.profile   one per flush of live traffic
+"""Profiles in the store: each version's ``reference.profile`` (its holdout inputs and
+outputs) and one ``<task>/profiles/<version>/<UTC time>-<writer>.profile`` per flush of live
+traffic (keys from :mod:`mlplug.layout`).
 
 A profile's key starts with the UTC time of its flush, so a monitor run selects a window by
 listing keys, without reading any profile it does not need. Writes are create-only: two
@@ -27,6 +24,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from mlplug import layout
 from mlplug.monitoring.features import monitoring_frame
 from mlplug.monitoring.whylogs_compat import Profile, ProfileBuilder
 from mlplug.schema import Schema
@@ -35,9 +33,6 @@ from mlplug.task import TaskType
 
 log = logging.getLogger(__name__)
 
-REFERENCE_FILE = "reference.profile"
-_SUFFIX = ".profile"
-_TIME_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 
 
 @dataclass(frozen=True)
@@ -46,26 +41,14 @@ class ProfileRef:
     at: datetime
 
 
-def profile_prefix(task: str, version: int) -> str:
-    return f"{task}/profiles/{version}/"
-
-
-def profile_key(task: str, version: int, at: datetime, writer: str) -> str:
-    return f"{profile_prefix(task, version)}{at.astimezone(UTC).strftime(_TIME_FORMAT)}-{writer}{_SUFFIX}"
-
-
 def list_profiles(
     store: Store, task: str, version: int, since: datetime | None = None, until: datetime | None = None
 ) -> list[ProfileRef]:
     """Profiles of ``version`` flushed in ``[since, until)``, oldest first."""
     refs = []
-    for key in store.list(profile_prefix(task, version)):
-        name = key.rsplit("/", 1)[-1]
-        if not name.endswith(_SUFFIX):
-            continue
-        try:
-            at = datetime.strptime(name.split("-", 1)[0], _TIME_FORMAT).replace(tzinfo=UTC)
-        except ValueError:
+    for key in store.list(layout.profiles(task, version)):
+        at = layout.profile_time(key)
+        if at is None:
             log.warning("ignoring %s: not a profile name mlplug writes", key)
             continue
         if (since is None or at >= since) and (until is None or at < until):
@@ -213,7 +196,7 @@ class ProfileWriter:
         assert buffer.profile is not None
         # The sequence number keeps two flushes in the same microsecond apart.
         writer = f"{self.writer}_{next(self._sequence)}"
-        key = profile_key(self.task_type.name, version, datetime.now(UTC), writer)
+        key = layout.profile(self.task_type.name, version, datetime.now(UTC), writer)
         self.store.put(key, buffer.profile.build().to_bytes(), if_none_match=True)
         log.info("wrote traffic profile %s (%d rows)", key, buffer.tracked)
         return key

@@ -19,10 +19,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: File name of the report stored with a model version.
-REPORT_FILE = "report.html"
-
-
 @dataclass(frozen=True)
 class RenderedSection:
     name: str

@@ -11,6 +11,7 @@ broken pip never hangs a training run.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
@@ -119,6 +120,13 @@ class PipCheck:
             if match:
                 names.add(normalize(match.group(1)))
         return names
+
+
+@functools.cache
+def pip_check_once() -> PipCheck:
+    """``pip check`` of this process's environment, run once: reports built by one process
+    (a worker's flow run, a server) describe the same installed distributions."""
+    return pip_check()
 
 
 def pip_check(run: Runner = run_subprocess, timeout: float = PIP_CHECK_TIMEOUT) -> PipCheck:

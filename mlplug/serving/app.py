@@ -20,7 +20,8 @@ from fastapi.openapi.utils import get_openapi
 import mlplug
 from mlplug.errors import MlplugError
 from mlplug.plugins import Plugins, get_plugins
-from mlplug.registry import Registry, open_registry
+from mlplug.registry import Registry
+from mlplug.runtime import open_registry
 from mlplug.serving.auth import SECURITY_SCHEMES, ApiKeys
 from mlplug.serving.config import ServeSettings, get_serve_settings
 from mlplug.serving.errors import install_error_handlers

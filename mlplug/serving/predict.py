@@ -39,7 +39,7 @@ class Predictor:
         self._float = [c.role in (Role.NUMERIC, Role.BOOLEAN) for c in schema.features]
         self.classes = list(schema.classes)
         self.binary = schema.is_binary
-        self.threshold = 0.5 if version.threshold is None else float(version.threshold)
+        self.threshold = version.threshold
         self.id_column = schema.id_column
         #: Seconds per row measured by :meth:`warm_up`; unmeasured models count as slow.
         self.call_seconds = float("inf")
@@ -86,13 +86,9 @@ class Predictor:
 
     def scores(self, proba: np.ndarray) -> tuple[list[float], list[str]]:
         """The reported probability and the predicted label of each row."""
-        classes = self.classes
-        if self.binary:
-            positive = proba[:, 1].tolist()
-            cut = self.threshold
-            return positive, [classes[1] if p >= cut else classes[0] for p in positive]
-        best = proba.argmax(axis=1)
-        return proba[np.arange(len(proba)), best].tolist(), [classes[i] for i in best.tolist()]
+        picks = self.schema.predicted_indices(proba, self.threshold)
+        reported = proba[:, 1] if self.binary else proba[np.arange(len(proba)), picks]
+        return reported.tolist(), [self.classes[i] for i in picks.tolist()]
 
     def render(
         self,

@@ -1,6 +1,9 @@
-"""Stores: one URL, the same guarantees on every backend. Open one with :func:`open_store`."""
+"""Stores: one URL, the same guarantees on every backend.
+
+Open the configured store with :func:`mlplug.runtime.open_store`, which knows the backends
+that plugins register; :func:`mlplug.storage.factory.open_store` takes them explicitly.
+"""
 
 from mlplug.storage.base import Store
-from mlplug.storage.factory import open_store
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store"]

@@ -61,5 +61,10 @@ class Store(ABC):
     def uri(self, key: str) -> str:
         return f"{self.url.rstrip('/')}/{key}"
 
+    def link(self, key: str, expires_seconds: int) -> str:
+        """A URL a browser opens to read ``key``. The default is :meth:`uri`; backends whose
+        objects are not readable by a browser as they are (S3) sign one that expires."""
+        return self.uri(key)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"

@@ -126,6 +126,13 @@ class S3Store(Store):
     def delete(self, key: str) -> None:
         self._call(key, "delete_object", Bucket=self.bucket, Key=self._key(key))
 
+    def link(self, key: str, expires_seconds: int) -> str:
+        """A presigned HTTPS GET of ``key``, valid ``expires_seconds`` (signing is local: no
+        request is made, so the object need not exist yet)."""
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_seconds
+        )
+
 
 def make_s3_client(settings: Settings) -> Any:
     """A boto3 S3 client: credentials from a prefect-aws block or the default chain."""
@@ -137,6 +144,8 @@ def make_s3_client(settings: Settings) -> Any:
         retries={"total_max_attempts": settings.s3_max_attempts, "mode": "standard"},
         connect_timeout=5,
         read_timeout=60,
+        # Presigned report links: SigV4, which every region accepts (boto3 may sign v2).
+        signature_version="s3v4",
     )
     if settings.aws_credentials_block:
         from prefect_aws import AwsCredentials

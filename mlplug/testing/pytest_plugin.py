@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from mlplug.plugins import Plugins, new_plugins, use_plugins
-from mlplug.storage import Store, open_store
+from mlplug.storage import Store
 from mlplug.testing.servers import PrefectServer, S3Server, moto_s3_server
 from mlplug.testing.servers import prefect_server as _prefect
 
@@ -56,6 +56,8 @@ def register_plugin(mlplug_plugins: Plugins) -> Iterator[Callable[..., str]]:
 
 @pytest.fixture
 def mlplug_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+    from mlplug.runtime import open_store
+
     url = (tmp_path / "store").as_uri()
     monkeypatch.setenv("MLPLUG_STORE", url)
     monkeypatch.setenv("MLPLUG_HOME", str(tmp_path / "home"))
@@ -70,6 +72,8 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 @pytest.fixture
 def s3_store(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Store:
+    from mlplug.runtime import open_store
+
     for key, value in s3_server.env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("MLPLUG_HOME", str(tmp_path / "home"))

@@ -13,7 +13,7 @@ import yaml
 import mlplug
 from flows.deploy import deploy
 from mlplug import k8s
-from mlplug.registry import open_registry
+from mlplug.runtime import open_registry
 from tests.serving.support import register_toy
 from tests.test_k8s import FakeDynamicClient
 from tests.toy_task import ToyTask

@@ -13,10 +13,11 @@ import pytest
 import mlplug
 from flows.monitor import DRIFT_EVENT, monitor
 from flows.train import train
+from mlplug import layout
 from mlplug.errors import MlplugError
-from mlplug.monitoring.check import DRIFT_FILE, history
-from mlplug.monitoring.profiles import REFERENCE_FILE, ProfileWriter, list_profiles
-from mlplug.registry import open_registry
+from mlplug.monitoring.check import history
+from mlplug.monitoring.profiles import ProfileWriter, list_profiles
+from mlplug.runtime import open_registry
 from mlplug.schema import Schema
 from tests.toy_task import ToyTask
 
@@ -49,7 +50,7 @@ def _events(api_url: str, name: str, timeout: float = 30) -> list[dict]:
 def test_a_version_stores_its_reference_profile(trained) -> None:
     registry, version = trained
     mv = registry.model("toy", version)
-    assert REFERENCE_FILE in mv.files
+    assert layout.REFERENCE_PROFILE in mv.files
 
 
 def test_traffic_like_the_training_data_does_not_drift(trained) -> None:
@@ -114,12 +115,12 @@ def test_a_monitor_report_is_stored_with_the_result(trained) -> None:
     html = registry.store.get(key).decode()
     assert "monitoring report" in html and "Drift" in html and out["alarm"] in html
     assert out["decision"] in html or out["decision"].replace(">=", "&gt;=") in html
-    assert key.endswith("/report.html") and registry.store.exists(key.replace("report.html", DRIFT_FILE))
+    assert key.endswith("/report.html") and registry.store.exists(key.replace("report.html", layout.DRIFT))
 
 
 def test_a_version_without_reference_profile_is_named(trained) -> None:
     registry, version = trained
-    registry.store.delete(f"toy/models/{version}/{REFERENCE_FILE}")
+    registry.store.delete(layout.model_file("toy", version, layout.REFERENCE_PROFILE))
     with pytest.raises(MlplugError, match=rf"toy v{version} has no reference profile"):
         monitor(task="toy", rows=1000)
     assert history(registry, "toy") == []
@@ -169,3 +170,23 @@ def test_mlplug_report_rebuilds_the_latest_monitor_report(trained, tmp_path) -> 
     assert done.exit_code == 0, done.output
     html = out.read_text()
     assert "monitoring report" in html and "drift: 1 of 1 input columns drifted" in html
+
+
+def test_a_window_without_traffic_says_so(trained) -> None:
+    registry, _ = trained
+    out = monitor(task="toy")  # nothing served this version yet
+    assert out["rows"] == 0 and out["drifted"] is False and out["event"] is None
+    assert out["alarm"].startswith("no traffic: no rows in the last 24 h")
+    html = registry.store.get(out["report"].split(registry.store.uri(""))[-1]).decode()
+    assert out["alarm"] in html
+
+
+def test_a_task_without_a_champion_completes_with_what_to_do(
+    register_plugin, prefect_api, mlplug_store
+) -> None:
+    register_plugin(Toys(), "toys")
+    state = monitor(task="toy", return_state=True)
+    assert state.is_completed()
+    assert state.message == "no champion yet: train first (`mlplug train toy` or the train-toy deployment)"
+    assert state.result()["alarm"] == state.message
+    assert list(open_registry().store.list("toy/monitoring/")) == []

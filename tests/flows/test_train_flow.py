@@ -13,7 +13,7 @@ import pytest
 import mlplug
 from flows.train import train
 from mlplug.errors import DataError, UnknownTaskError
-from mlplug.registry import open_registry
+from mlplug.runtime import open_registry
 from tests.toy_task import ToyTask
 
 
@@ -107,3 +107,61 @@ def test_pinned_params_reach_the_model(toys) -> None:
     summary = train(task="toy", trials=0, rows=300, params={"rate": 0.25, "extra": "x"})
     assert summary["kind"] == "model"  # ties go to the main model
     assert toys.model("toy", summary["version"]).params == {"rate": 0.25, "extra": "x"}
+
+
+def test_every_step_is_a_task_run_and_the_record_keeps_its_time(toys) -> None:
+    summary = train(task="toy", trials=0, rows=300)
+    steps = [
+        "load",
+        "version",
+        "split",
+        "tune",
+        "fit",
+        "evaluate",
+        "explain",
+        "report",
+        "register",
+        "promote",
+    ]
+    assert list(summary["timings"]) == steps
+    assert summary["store"].startswith(toys.store.url)
+    stored = toys.model("toy", summary["version"]).info["timings"]
+    assert set(stored) == set(steps[:7])  # the steps before the report and the version
+    assert summary["candidates"].keys() == {"model", "baseline"}
+
+
+def test_a_run_inside_kubernetes_refuses_a_local_store_before_anything_is_written(
+    toys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.client.orchestration import get_client
+
+    from mlplug.errors import StoreError
+
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    state = train(task="toy", trials=0, rows=300, return_state=True)
+    assert state.is_failed()
+    assert state.message.startswith("this run is inside a Kubernetes pod but its store is file://")
+    assert "MLPLUG_STORE" in state.message and "MLPLUG_ALLOW_LOCAL_STORE" in state.message
+    with pytest.raises(StoreError, match="inside a Kubernetes pod"):
+        state.result()
+    assert toys.store.children("") == []
+
+    async def message() -> str:
+        async with get_client() as client:
+            run = await client.read_flow_run(state.state_details.flow_run_id)
+            return run.state.message
+
+    import asyncio
+
+    assert asyncio.run(message()) == state.message  # what the UI shows
+    monkeypatch.setenv("MLPLUG_ALLOW_LOCAL_STORE", "true")  # a volume every pod mounts
+    assert train(task="toy", trials=0, rows=300)["version"] == 1
+
+
+def test_without_a_champion_alias_the_latest_version_is_the_one_to_beat(toys) -> None:
+    train(task="toy", trials=0, rows=400, seed=1)
+    toys.store.delete("toy/aliases/champion.json")
+    second = train(task="toy", trials=0, rows=400, seed=1)  # same data, same score
+    assert not second["promoted"]
+    assert "does not beat the latest version's (v1; the task has no champion alias)" in second["reason"]
+    assert toys.alias("toy") is None

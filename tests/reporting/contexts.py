@@ -14,6 +14,7 @@ from mlplug.monitoring.drift import DriftResult, DriftThresholds, compare
 from mlplug.monitoring.features import monitored_columns, monitoring_frame
 from mlplug.monitoring.whylogs_compat import Profile
 from mlplug.plugins import new_plugins
+from mlplug.record import CandidateResult, ChampionComparison, TrainingRecord
 from mlplug.reporting import ReportContext
 from mlplug.reporting.doctor import PipCheck
 from mlplug.schema import Column, Role, Schema
@@ -78,39 +79,67 @@ def toy_context(
         if trials
         else None
     )
-    ctx = ReportContext.from_training(
-        task_type=task,
-        dataset=data,
-        split=parts,
-        registered=model,
-        other=baseline,
-        holdout_metrics=holdout,
-        other_metrics=task.evaluate(parts.holdout, p_base),
-        champion=champ if champion else training.ChampionScore(None, None, None, "no champion yet"),
+    other = task.evaluate(parts.holdout, p_base)
+    record = TrainingRecord(
+        task="toy",
+        run_kind=kind,
+        data_source=data.source,
+        dataset_hash=data.content_hash(),
+        split_method=parts.method,
+        rows={"train": len(parts.train), "valid": len(parts.valid), "holdout": len(parts.holdout)},
+        candidates=(
+            CandidateResult("model", model.params, model.valid_metrics, holdout),
+            CandidateResult("baseline", baseline.params, baseline.valid_metrics, other),
+        ),
+        registered_kind="model",
+        selection="the main model won on validation",
+        decision="accuracy beats the champion",
         business_value=BusinessValue(
             value=1234.5, unit="EUR", no_model_value=200.0, summary="saves money", details={"review_fee": 2.5}
         ),
+        champion=ChampionComparison(
+            1, champ.metrics, task.business_value(parts.holdout, p_champ, champ.metrics), "champion v1"
+        )
+        if champion
+        else None,
         explanation=Explanation(
             kind="toy_gradient",
             global_importance={"x": 0.8, "bias": -0.1},
             per_row=[{"x": 0.5, "bias": -0.2}],
         ),
-        tuned=tuned,
+        tuning=tuned,
+        trigger=trigger,
+    )
+    return ReportContext.for_training(
+        task_type=task,
+        record=record,
+        dataset=data,
         predictions=training.predictions_table(
             parts.holdout,
             {"registered": p_model, "baseline": p_base, "champion": p_champ if champion else None},
         ),
-        dataset_hash=data.content_hash(),
-        selection="the main model won on validation",
-        decision="accuracy beats the champion",
-        kind=kind,
-        trigger=trigger,
         pip_check=PIP_OK,
         plugins=new_plugins(load_entry_points=False),
     )
-    if champion:
-        ctx.champion_version = 1
-    return ctx
+
+
+def record_of(
+    task: str, candidate_kind: str, holdout: Metrics, rows: dict[str, int], **fields: object
+) -> TrainingRecord:
+    """A record with one candidate, for contexts that only need a few of its parts."""
+    return TrainingRecord(
+        task=task,
+        run_kind="train",
+        data_source="hand-made",
+        dataset_hash="0" * 64,
+        split_method="stratified",
+        rows=rows,
+        candidates=(CandidateResult(candidate_kind, {}, holdout, holdout),),
+        registered_kind=candidate_kind,
+        selection="",
+        decision="",
+        **fields,  # type: ignore[arg-type]
+    )
 
 
 def _eval(task: ToyTask, data: Dataset, scale: float) -> Metrics:

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 import mlplug
 from flows.train import train
 from mlplug.cli import app
-from mlplug.registry import open_registry
 from mlplug.reporting import ReportContext, ReportSection, SectionOutput, build_report, html
 from mlplug.reporting import format as fmt
+from mlplug.runtime import open_registry
 from tests.reporting.htmlcheck import parse
 from tests.toy_task import ToyTask
 
@@ -119,7 +119,9 @@ def test_report_artifacts_are_published_to_prefect(registry, prefect_api) -> Non
     @flow
     def publish() -> None:
         report = build_report(toy_context())
-        publish_artifacts(report, key="toy-artifacts", link="file:///store/toy/models/1/report.html")
+        publish_artifacts(
+            report, key="toy-artifacts", store=registry.store, report_key="toy/models/1/report.html"
+        )
 
     publish()
 
@@ -136,3 +138,37 @@ def test_report_artifacts_are_published_to_prefect(registry, prefect_api) -> Non
         "toy-artifacts-dependencies",
     }
     assert "accuracy" in found["toy-artifacts-train-report"].data
+    link = found["toy-artifacts-train-report-link"]
+    assert link.data.startswith("[HTML report](file://") and "paste the link" in link.description
+
+
+def test_the_report_link_on_s3_is_a_presigned_url_a_browser_opens(s3_store, prefect_api, monkeypatch) -> None:
+    import asyncio
+
+    import httpx
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+
+    from mlplug.reporting import publish_artifacts
+    from tests.reporting.contexts import toy_context
+
+    monkeypatch.setenv("MLPLUG_REPORT_LINK_SECONDS", "3600")
+    report = build_report(toy_context(trials=0))
+    s3_store.put("toy/models/1/report.html", report.html.encode())
+
+    @flow
+    def publish() -> None:
+        publish_artifacts(report, key="toy-s3", store=s3_store, report_key="toy/models/1/report.html")
+
+    publish()
+
+    async def link():
+        async with get_client() as client:
+            return await client.read_latest_artifacts()
+
+    (artifact,) = [a for a in asyncio.run(link()) if a.key == "toy-s3-train-report-link"]
+    url = artifact.data.split("](", 1)[1].rstrip(")")
+    assert "X-Amz-Signature=" in url and "X-Amz-Expires=3600" in url
+    assert "expires in 1 h" in artifact.description
+    response = httpx.get(url)  # no credentials: the signature is the permission
+    assert response.status_code == 200 and response.text == report.html

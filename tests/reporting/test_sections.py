@@ -16,7 +16,7 @@ from mlplug.plugins import Plugins
 from mlplug.reporting import REPORT_KINDS, ReportContext, ReportSection, SectionOutput, build_report, html
 from mlplug.reporting import format as fmt
 from mlplug.task import Metrics
-from tests.reporting.contexts import PIP_OK, text_dataset, toy_context
+from tests.reporting.contexts import PIP_OK, record_of, text_dataset, toy_context
 from tests.reporting.htmlcheck import parse
 from tests.toy_task import ToyTask
 
@@ -215,11 +215,9 @@ def test_text_columns_get_length_vocabulary_and_examples(mlplug_plugins) -> None
     ctx = ReportContext(
         task="qa",
         task_type=ToyTask("qa"),
-        candidate_kind="model",
+        record=record_of("qa", "model", metrics, {"train": 18, "valid": 6, "holdout": 6}),
         dataset=data,
-        holdout=metrics,
         predictions=preds,
-        split_rows={"train": 18, "valid": 6, "holdout": 6},
         pip_check=PIP_OK,
     )
     report = build_report(ctx, mlplug_plugins)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from mlplug.registry import ModelVersion, Registry
-from mlplug.storage import open_store
+from mlplug.runtime import open_store
 from mlplug.task import TaskType
 
 #: Long enough for the server's minimum key length; never a real secret.

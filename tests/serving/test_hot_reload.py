@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from mlplug.registry import Registry
-from mlplug.storage import open_store
+from mlplug.runtime import open_store
 from mlplug.testing.servers import mlplug_server
 from tests.serving.support import AUTH, FraudStore, fraud_records, server_env
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from mlplug.registry import Registry
+from mlplug.runtime import open_store
 from mlplug.scoring import load_version
-from mlplug.storage import open_store
 from mlplug.testing.servers import RunningServer
 from tests.serving.support import AUTH, FraudStore, fraud_records
 

@@ -21,11 +21,12 @@ from mlplug.monitoring.profiles import ProfileWriter, list_profiles, read_merged
 from mlplug.monitoring.whylogs_compat import CategoricalSketch, NumericSketch, Profile
 from mlplug.plugins import Plugins
 from mlplug.registry import Registry
+from mlplug.runtime import open_store
 from mlplug.serving.app import create_app
 from mlplug.serving.config import ServeSettings
 from mlplug.serving.observe import TrafficBatch
 from mlplug.settings import get_settings
-from mlplug.storage import Store, open_store
+from mlplug.storage import Store
 from mlplug.testing.servers import app_in_thread, mlplug_server
 from tests.serving.support import AUTH, FraudStore, fraud_records, register_toy, server_env
 from tests.toy_task import ToyTask

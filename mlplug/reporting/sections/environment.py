@@ -45,7 +45,7 @@ class EnvironmentSection(ReportSection):
             ),
         ]
         keys = doctor.key_packages(ctx.plugins, installed)
-        check = ctx.pip_check
+        check = ctx.pip_check or doctor.pip_check_once()
         involved = check.involved() if check else set()
         blocks.append(html.heading("Dependencies that matter"))
         blocks.append(

@@ -14,6 +14,7 @@ from mlplug.reporting import html, plots
 from mlplug.reporting.context import ReportContext
 from mlplug.reporting.html import Html
 from mlplug.reporting.section import ReportSection, ReportTable, SectionOutput
+from mlplug.schema import DEFAULT_THRESHOLD
 from mlplug.task import Metrics
 
 #: Points per curve in a plot; more only slow rendering down.
@@ -175,7 +176,10 @@ def _prediction_blocks(ctx: ReportContext) -> list[Html]:
     if registered is None:
         return [html.note("The stored predictions lack the registered model's column.", "warning")]
     classes = ctx.classes
+    schema = ctx.schema
+    assert schema is not None  # predictions are stored with a dataset or a version
     blocks: list[Html] = []
+    predicted = schema.predicted_indices(registered, ctx.threshold)
     if len(classes) == 2:
         if len(np.unique(y)) < 2:
             blocks.append(
@@ -183,11 +187,9 @@ def _prediction_blocks(ctx: ReportContext) -> list[Html]:
             )
         else:
             blocks += _binary_blocks(ctx, y, {k: p[:, 1] for k, p in probas.items()})
-        threshold = 0.5 if ctx.threshold is None else float(ctx.threshold)
-        predicted = (registered[:, 1] >= threshold).astype(np.int64)
+        threshold = DEFAULT_THRESHOLD if ctx.threshold is None else float(ctx.threshold)
         rule = f"flagged as {classes[1]!r} when P({classes[1]}) ≥ {fmt.number(threshold, 3)}"
     else:
-        predicted = registered.argmax(axis=1)
         rule = "the class with the highest probability"
         blocks += _per_class_blocks(y, predicted, classes)
     blocks += _confusion_blocks(y, predicted, classes, rule)

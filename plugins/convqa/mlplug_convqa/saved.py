@@ -7,16 +7,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from mlplug.errors import MlplugError
+from mlplug.model_folder import ModelFormatError, ModelManifest
 from mlplug.schema import Schema
 
 MANIFEST = "convqa_model.json"
-FORMAT_VERSION = 1
 KINDS = ("transformer", "baseline")
+_MANIFEST = ModelManifest(owner="convqa model", kinds=KINDS, file=MANIFEST)
 
 
 class ConvQAModelError(MlplugError, ValueError):
@@ -24,32 +24,14 @@ class ConvQAModelError(MlplugError, ValueError):
 
 
 def write_manifest(path: Path, kind: str, schema: Schema, params: dict[str, Any], **extra: Any) -> None:
-    data = {
-        "format_version": FORMAT_VERSION,
-        "kind": kind,
-        "classes": list(schema.classes),
-        "schema": schema.to_dict(),
-        "params": params,
-        **extra,
-    }
-    (path / MANIFEST).write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    _MANIFEST.write(path, kind, classes=list(schema.classes), schema=schema.to_dict(), params=params, **extra)
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
-    file = Path(path) / MANIFEST
-    if not file.is_file():
-        raise ConvQAModelError(f"{path}: not a saved convqa model (no {MANIFEST})")
     try:
-        data = json.loads(file.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConvQAModelError(f"{file}: cannot read: {exc}") from exc
-    if data.get("kind") not in KINDS:
-        raise ConvQAModelError(f"{file}: unknown model kind {data.get('kind')!r}; expected one of {KINDS}")
-    if int(data.get("format_version", 0)) > FORMAT_VERSION:
-        raise ConvQAModelError(
-            f"{file}: written by a newer mlplug-convqa (format {data['format_version']}); upgrade it"
-        )
-    return data
+        return _MANIFEST.read(path)
+    except ModelFormatError as exc:
+        raise ConvQAModelError(str(exc)) from None
 
 
 def manifest_schema(data: dict[str, Any]) -> Schema:

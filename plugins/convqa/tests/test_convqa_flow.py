@@ -11,7 +11,7 @@ from mlplug_convqa.task import QUICK_PARAMS, ConvQATask
 
 from flows.train import train
 from mlplug.plugins import new_plugins, use_plugins
-from mlplug.registry import open_registry
+from mlplug.runtime import open_registry
 from mlplug.scoring import load_version
 from mlplug.testing import check_task
 from mlplug.testing.servers import mlplug_server

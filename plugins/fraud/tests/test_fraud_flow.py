@@ -16,7 +16,7 @@ from flows.train import train
 from mlplug.cli import app
 from mlplug.errors import DataError
 from mlplug.plugins import new_plugins, use_plugins
-from mlplug.registry import open_registry
+from mlplug.runtime import open_registry
 from mlplug.testing import check_task
 from tests.reporting.htmlcheck import parse
 

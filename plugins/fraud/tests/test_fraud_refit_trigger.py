@@ -13,7 +13,8 @@ from fraud_support import FAST_PARAMS, prefect_cli, run_worker_once
 
 from flows.monitor import monitor
 from flows.train import train
-from mlplug.registry import open_registry
+from mlplug.refit_settings import save_refit_settings
+from mlplug.runtime import open_registry
 
 pytestmark = pytest.mark.slow
 
@@ -23,15 +24,6 @@ async def _deployment(name: str):
 
     async with get_client() as client:
         return await client.read_deployment_by_name(name)
-
-
-async def _shrink(deployment_id, parameters: dict) -> None:
-    """What an operator does in the UI: make the refit small enough for a test."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import DeploymentUpdate
-
-    async with get_client() as client:
-        await client.update_deployment(deployment_id, DeploymentUpdate(parameters=parameters))
 
 
 async def _runs(deployment_id):
@@ -65,12 +57,8 @@ def test_drift_event_triggers_a_refit_that_registers_a_challenger(
     prefect_cli(env, "--no-prompt", "deploy", "--name", "refit-fraud")
     deployment = asyncio.run(_deployment("refit/refit-fraud"))
     assert deployment.parameters["task"] == "fraud"
-    asyncio.run(
-        _shrink(
-            deployment.id,
-            {**deployment.parameters, "rows": 4000, "trials": 0, "params": FAST_PARAMS, "drift": 1.0},
-        )
-    )
+    # What an operator does once: the refit settings, small enough for a test.
+    save_refit_settings("fraud", {"rows": 4000, "trials": 0, "params": FAST_PARAMS, "drift": 1.0})
 
     first = train(task="fraud", trials=0, rows=4000, seed=3, params=FAST_PARAMS)
     registry = open_registry()
@@ -88,7 +76,6 @@ def test_drift_event_triggers_a_refit_that_registers_a_challenger(
     run = runs[0]
     assert run.parameters["reason"] == alarm["decision"]
     assert run.parameters["event_id"] == alarm["event"]
-    assert run.parameters["rows"] == 4000
 
     worker = run_worker_once(env)
     assert worker.returncode == 0, worker.stdout[-3000:] + worker.stderr[-3000:]
