@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from mlplug import layout, training
 from mlplug.dataset import Dataset
@@ -154,6 +155,8 @@ def register(
             schema=parts.train.schema,
             artifacts={**record.artifacts(), **artifacts},
             info=record.info(),
+            # One version per flow run, even when a retry repeats a registration that landed.
+            registration=f"flow-run-{flow_run.id}" if flow_run.id else "",
         )
 
 

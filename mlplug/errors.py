@@ -19,6 +19,10 @@ class DuplicateNameError(MlplugError, ValueError):
     """Two plugins registered the same name in one registry."""
 
 
+class ModelLoadError(MlplugError):
+    """A registered version's model files do not load; the message names the version."""
+
+
 class StoreError(MlplugError):
     """The store failed; the message names the store URL."""
 
@@ -29,6 +33,10 @@ class NotFoundError(StoreError, LookupError):
 
 class PreconditionFailedError(StoreError):
     """A conditional write lost: the key exists (create-only) or changed (compare-and-swap)."""
+
+
+class CorruptFileError(StoreError):
+    """A stored file does not match the sha256 recorded when its version was registered."""
 
 
 class StoreUnavailableError(StoreError):

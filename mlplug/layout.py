@@ -8,6 +8,7 @@
     <task>/models/<version>/env.json  evaluation.json  business_value.json  explanation.json
                             trials.json  predictions.parquet  reference.profile  report.html
     <task>/models/<version>/metadata.json                written last: the commit point
+    <task>/registrations/<name>.json                     the version a named registration claimed
     <task>/aliases/<alias>.json                          moved with compare-and-swap
     <task>/aliases/history/<alias>/<time>-v<version>-<suffix>.json
     <task>/profiles/<version>/<UTC time>-<writer>.profile
@@ -101,6 +102,11 @@ def is_model_file(name: str) -> bool:
 def model_path(name: str) -> str:
     """The path inside the model folder of a version file ``model/<path>``."""
     return name[len(MODEL_DIR) + 1 :]
+
+
+def registration(task: str, name: str) -> str:
+    """Which version a named registration claimed; read by a retry of the same registration."""
+    return f"{task}/registrations/{name}.json"
 
 
 # -- aliases -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ object, so concurrent registrations get distinct numbers.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -26,7 +27,7 @@ import pandas as pd
 from mlplug import layout
 from mlplug.dataset import Dataset
 from mlplug.environment import snapshot
-from mlplug.errors import AliasConflictError, NotFoundError, PreconditionFailedError
+from mlplug.errors import AliasConflictError, CorruptFileError, NotFoundError, PreconditionFailedError
 from mlplug.schema import Schema
 from mlplug.storage.base import Store
 from mlplug.task import Metrics
@@ -38,6 +39,14 @@ CHAMPION = "champion"
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _json(data: Any) -> bytes:
@@ -73,6 +82,11 @@ class ModelVersion:
     schema: dict[str, Any]
     files: list[str]
     info: dict[str, Any] = field(default_factory=dict)
+    #: sha256 of every file (``model/...`` and artifacts) as registered; empty for versions
+    #: registered before mlplug recorded them.
+    checksums: dict[str, str] = field(default_factory=dict)
+    #: The name of the registration that committed it (see ``Registry.register_model``).
+    registration: str = ""
 
     @property
     def score(self) -> float:
@@ -94,6 +108,8 @@ class AliasRecord:
     updated_at: str
     previous: int | None
     reason: str
+    #: Unique per move: a writer whose response was lost recognises its own write by it.
+    write_id: str = ""
     #: Store etag of the alias object when read; pass back to move it with CAS.
     etag: str = ""
 
@@ -172,18 +188,30 @@ class Registry:
         schema: Schema,
         artifacts: Mapping[str, bytes] | None = None,
         info: Mapping[str, Any] | None = None,
+        registration: str = "",
     ) -> ModelVersion:
-        """Upload ``model_dir`` and artifacts as a new immutable version and commit it."""
+        """Upload ``model_dir`` and artifacts as a new immutable version and commit it.
+
+        ``registration`` names this registration (the train flow passes its flow run id): a
+        second call with the same name, such as a retry after an error whose write had in
+        fact landed, returns the version the first one committed instead of a second one."""
         clashes = [n for n in artifacts or {} if n in layout.RESERVED or layout.is_model_file(n)]
         if clashes:
             raise ValueError(f"artifact names {clashes} are reserved by the registry")
+        registration = registration or uuid.uuid4().hex
+        done = self._registered(task, registration)
+        if done is not None:
+            return done
         version = self._claim_version(task)
-        files = []
+        self.store.put(layout.registration(task, registration), _json({"version": version}))
+        files, checksums = [], {}
         for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
             name = layout.model_entry(path.relative_to(model_dir).as_posix())
+            checksums[name] = sha256_file(path)
             self.store.put_file(layout.model_file(task, version, name), path, if_none_match=True)
             files.append(name)
         for name, data in sorted({layout.ENVIRONMENT: _json(snapshot()), **(artifacts or {})}.items()):
+            checksums[name] = hashlib.sha256(data).hexdigest()
             self.store.put(layout.model_file(task, version, name), data, if_none_match=True)
             files.append(name)
         mv = ModelVersion(
@@ -200,13 +228,28 @@ class Registry:
             schema=schema.to_dict(),
             files=files,
             info=dict(info or {}),
+            checksums=checksums,
+            registration=registration,
         )
         # The commit point: until this object exists the version is invisible.
-        self.store.put(
-            layout.model_file(task, version, layout.METADATA), _json(asdict(mv)), if_none_match=True
-        )
+        try:
+            self.store.put(
+                layout.model_file(task, version, layout.METADATA), _json(asdict(mv)), if_none_match=True
+            )
+        except PreconditionFailedError:
+            if self.model(task, version).registration != registration:  # not our own lost response
+                raise
         self._call_hook("after_register", task=task, version=mv, store=self.store)
         return mv
+
+    def _registered(self, task: str, registration: str) -> ModelVersion | None:
+        """The version a registration of that name committed, if one did."""
+        try:
+            claimed = json.loads(self.store.get(layout.registration(task, registration)))["version"]
+            mv = self.model(task, int(claimed))
+        except NotFoundError:
+            return None
+        return mv if mv.registration == registration else None
 
     def _claim_version(self, task: str) -> int:
         claim = _json({"host": socket.gethostname(), "pid": os.getpid(), "at": _now()})
@@ -258,15 +301,36 @@ class Registry:
         return self.model(task, record.version)
 
     def download_model(self, task: str, version: int | str, dest: Path) -> Path:
-        """Copy a version's ``model/`` files into ``dest`` and return it."""
+        """Copy a version's ``model/`` files into ``dest`` and return it; each file is checked
+        against its recorded sha256 (a file that fails is removed and named in the error)."""
         mv = self.model(task, version)  # resolves "champion" and "latest" to a number
         for name in mv.files:
             if layout.is_model_file(name):
-                self.store.get_file(layout.model_file(task, mv.version, name), dest / layout.model_path(name))
+                target = dest / layout.model_path(name)
+                self.store.get_file(layout.model_file(task, mv.version, name), target)
+                try:
+                    self.verify(mv, name, sha256_file(target))
+                except CorruptFileError:
+                    target.unlink(missing_ok=True)
+                    raise
         return dest
 
     def artifact(self, task: str, version: int, name: str) -> bytes:
-        return self.store.get(layout.model_file(task, version, name))
+        """An artifact of a committed version, checked against its recorded sha256."""
+        data = self.store.get(layout.model_file(task, version, name))
+        self.verify(self.model(task, version), name, hashlib.sha256(data).hexdigest())
+        return data
+
+    def verify(self, mv: ModelVersion, name: str, sha256: str) -> None:
+        """Raise ``CorruptFileError`` unless ``sha256`` is what ``mv`` recorded for ``name``
+        (versions registered before checksums were recorded pass)."""
+        expected = mv.checksums.get(name)
+        if expected is not None and expected != sha256:
+            where = self.store.uri(layout.model_file(mv.task, mv.version, name))
+            raise CorruptFileError(
+                f"{mv.task} v{mv.version}: {name} is corrupt ({where} has sha256 {sha256[:12]}…, "
+                f"{expected[:12]}… was recorded at registration)"
+            )
 
     # -- aliases -------------------------------------------------------------------------
 
@@ -301,6 +365,7 @@ class Registry:
             updated_at=_now(),
             previous=expected.version if expected else None,
             reason=reason,
+            write_id=uuid.uuid4().hex,
         )
         body = {k: v for k, v in asdict(record).items() if k != "etag"}
         key = layout.alias(task, alias)
@@ -310,16 +375,30 @@ class Registry:
             else:
                 etag = self.store.put(key, _json(body), if_match=expected.etag)
         except PreconditionFailedError:
-            raise AliasConflictError(
-                f"alias {alias!r} of task {task!r} moved while promoting version {version}"
-            ) from None
-        history = layout.alias_history_entry(task, alias, record.updated_at, version, uuid.uuid4().hex[:8])
-        self.store.put(history, _json(body), if_none_match=True)
+            # A lost response makes the client retry a write that landed; the retry then
+            # fails its own condition. The write id tells that apart from another writer.
+            current = self.alias(task, alias)
+            if current is None or current.write_id != record.write_id:
+                raise AliasConflictError(
+                    f"alias {alias!r} of task {task!r} moved while promoting version {version}"
+                ) from None
+            etag = current.etag
+        history = layout.alias_history_entry(task, alias, record.updated_at, version, record.write_id[:8])
+        self._put_once(history, _json(body))
         record = AliasRecord(**{**body, "etag": etag})
         self._call_hook(
             "after_promote", task=task, alias=alias, version=mv, previous=expected, store=self.store
         )
         return record
+
+    def _put_once(self, key: str, data: bytes) -> None:
+        """Create ``key`` with ``data``; an object already there with the same bytes is this
+        write, retried after a lost response."""
+        try:
+            self.store.put(key, data, if_none_match=True)
+        except PreconditionFailedError:
+            if self.store.get(key) != data:
+                raise
 
     def promote(
         self, task: str, version: int, *, alias: str = CHAMPION, reason: str = "", attempts: int = 5

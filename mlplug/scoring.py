@@ -1,14 +1,11 @@
 """Load a registered model version and score tables with it (batch prediction).
 
-Versions are immutable, so a downloaded version is cached under ``<home>/cache`` and reused.
+Versions are immutable, so a downloaded version is kept under ``<home>/cache``
+(:mod:`mlplug.model_cache`) and reused once verified.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlplug.errors import DataError
+from mlplug.errors import DataError, MlplugError, ModelLoadError
 from mlplug.io import read_table
+from mlplug.model_cache import local_copy
 from mlplug.registry import ModelVersion, Registry
 from mlplug.schema import Schema
-from mlplug.settings import get_settings
 from mlplug.storage.base import Store
 from mlplug.task import Model, TaskType
 
@@ -76,27 +73,18 @@ def prediction_frame(
 
 def load_version(task: TaskType, registry: Registry, ref: str | int = "champion") -> LoadedModel:
     version = registry.model(task.name, ref)
-    path = _cached(registry, version)
-    return LoadedModel(version, task.load_model(path), Schema.from_dict(version.schema))
-
-
-def _cached(registry: Registry, version: ModelVersion) -> Path:
-    store_id = hashlib.sha256(registry.store.url.encode()).hexdigest()[:16]
-    final = get_settings().home / "cache" / "models" / store_id / version.task / str(version.version)
-    if final.is_dir():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".download-"))
+    path = local_copy(registry, version)
     try:
-        registry.download_model(version.task, version.version, tmp)
-        try:
-            os.rename(tmp, final)  # atomic; a concurrent downloader may have won
-        except OSError:
-            if not final.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+        model = task.load_model(path)
+    except MlplugError:
+        raise
+    except Exception as exc:  # the plugin's loader: say which version, keep the cause
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ModelLoadError(
+            f"{task.name} v{version.version}: its model files ({path}) did not load: "
+            f"{type(exc).__name__}: {first}"
+        ) from exc
+    return LoadedModel(version, model, Schema.from_dict(version.schema))
 
 
 def write_table(frame: pd.DataFrame, out: Path) -> Path:

@@ -55,7 +55,9 @@ def model_dir(root: Path, tag: str) -> Path:
     return path
 
 
-def register(registry: Registry, root: Path, tag: str = "m", score: float = 0.8) -> ModelVersion:
+def register(
+    registry: Registry, root: Path, tag: str = "m", score: float = 0.8, registration: str = ""
+) -> ModelVersion:
     return registry.register_model(
         TASK,
         model_dir(root, tag),
@@ -66,6 +68,7 @@ def register(registry: Registry, root: Path, tag: str = "m", score: float = 0.8)
         schema=SCHEMA,
         artifacts={"report.html": b"<html>report</html>"},
         info={"rows": 12},
+        registration=registration,
     )
 
 
@@ -464,3 +467,13 @@ def test_a_failing_hook_does_not_undo_the_write(
     assert "after_register failed" in caplog.text and "after_promote failed" in caplog.text
     assert registry.model(TASK, "champion") == mv
     assert register(registry, tmp_path, "b").version == 2
+
+
+def test_a_repeated_registration_returns_the_version_it_committed(any_store, tmp_path: Path) -> None:
+    registry = Registry(any_store)
+    first = register(registry, tmp_path, "once", registration="flow-run-1")
+    again = register(registry, tmp_path, "again", registration="flow-run-1")
+    assert again.version == first.version and again.params == first.params
+    assert [v.version for v in registry.versions(TASK)] == [first.version]
+    other = register(registry, tmp_path, "other", registration="flow-run-2")
+    assert other.version == first.version + 1
