@@ -1,8 +1,8 @@
 """Kubernetes manifests, validated without a cluster: every rendered object against the
 Kubernetes 1.37 schema (kubernetes-validate, strict: unknown fields fail), the kustomize base
 in k8s/ equal to what mlplug.k8s renders, `kubectl kustomize` over the base, the worker and
-the overlay example in docs/operations.md, the work-pool job templates, and applying through a
-stand-in for the Kubernetes dynamic client."""
+the overlay example in docs/operations.md, and applying through a stand-in for the Kubernetes
+dynamic client. The work-pool job templates are tests/test_workpools.py's."""
 
 from __future__ import annotations
 
@@ -175,37 +175,6 @@ def test_the_overlay_example_in_the_docs_renders(tmp_path: Path) -> None:
         json.dumps(d["spec"]["selector"], sort_keys=True) for d in documents if d["kind"] == "Service"
     }
     assert "mlplug-serve-convqa" in selectors.pop()
-
-
-def test_work_pool_base_job_templates() -> None:
-    for kind in ("kubernetes", "process"):
-        template = json.loads((ROOT / f"deployments/{kind}-base-job-template.json").read_text())
-        assert {"job_configuration", "variables"} <= template.keys()
-    template = json.loads((ROOT / "deployments/kubernetes-base-job-template.json").read_text())
-    variables = {k: v.get("default") for k, v in template["variables"]["properties"].items()}
-    values = {
-        **variables,
-        **{"name": "flow-run", "command": "prefect flow-run execute", "finished_job_ttl": 60},
-        **{"cpu_request": "500m", "cpu_limit": "1", "memory_request": "1Gi", "memory_limit": "2Gi"},
-    }
-
-    def fill(node):  # type: ignore[no-untyped-def]
-        if isinstance(node, dict):
-            return {k: fill(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [fill(v) for v in node]
-        if isinstance(node, str) and (m := re.fullmatch(r"\{\{ (\w+) \}\}", node)):
-            value = values[m.group(1)]
-            if m.group(1) == "env":
-                return [{"name": k, "value": v} for k, v in value.items()]
-            if m.group(1) == "command":
-                return value.split()
-            return value
-        return node
-
-    job = fill(template["job_configuration"]["job_manifest"])
-    validate([job])
-    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "mlplug-flow-runner"
 
 
 def test_cli_render_prints_valid_manifests(register_plugin, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,5 @@
-"""``mlplug k8s render``: the Kubernetes manifests that serve a task's model."""
+"""``mlplug k8s render``: the Kubernetes manifests that serve a task's model; ``mlplug k8s
+job-template``: the base job template of a work pool."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import typer
 
 from mlplug.errors import MlplugError
 
-app = typer.Typer(help="Kubernetes manifests for the inference server.", no_args_is_help=True)
+app = typer.Typer(
+    help="Kubernetes manifests for the inference server, and work-pool job templates.", no_args_is_help=True
+)
 
 
 @app.command("render")
@@ -84,3 +87,33 @@ def render(
         documents = [*documents, api_key_secret_example(spec)]
     header = f"Rendered by `mlplug k8s render {task} --version {version}` (mlplug/k8s.py)."
     typer.echo(to_yaml(documents, header), nl=False)
+
+
+@app.command("job-template")
+def job_template(
+    pool_type: str = typer.Option("kubernetes", "--type", help="Work-pool type: kubernetes or process."),
+    image: str | None = typer.Option(None, help="Default image of flow-run Jobs (kubernetes)."),
+    namespace: str | None = typer.Option(None, help="Namespace of flow-run Jobs (kubernetes)."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Another variable default, NAME=VALUE (JSON values allowed); repeatable."
+    ),
+) -> None:
+    """Print the base job template for `prefect work-pool create --base-job-template`."""
+    import json
+
+    from mlplug.workpools import base_job_template
+
+    defaults: dict[str, object] = {}
+    for item in set_:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            raise MlplugError(f"--set {item!r}: expected NAME=VALUE")
+        try:
+            defaults[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            defaults[name] = raw
+    if image:
+        defaults["image"] = image
+    if namespace:
+        defaults["namespace"] = namespace
+    typer.echo(json.dumps(base_job_template(pool_type, defaults), indent=2))
