@@ -30,13 +30,24 @@ def render(
     memory: str = typer.Option("768Mi", help="Memory request."),
     memory_limit: str = typer.Option("1536Mi", help="Memory limit."),
     service_type: str = typer.Option("ClusterIP", help="ClusterIP, NodePort or LoadBalancer."),
+    store_port: int = typer.Option(443, help="Port the pods may reach the store on (NetworkPolicy egress)."),
     with_secret: bool = typer.Option(False, "--with-secret", help="Also print the API key Secret example."),
     out_dir: Path | None = typer.Option(
         None, help="Write one file per object (a kustomize base) instead of printing."
     ),
     check_task: bool = typer.Option(True, help="Fail unless TASK is an installed task type."),
 ) -> None:
-    """Print the ConfigMap, Deployment, Service, HPA and PDB that serve TASK."""
+    """Print the ConfigMap, Deployment, Service, HPA, PDB and NetworkPolicy that serve TASK.
+
+    API keys: the pods mount the Secret NAME-api-keys (default mlplug-serve-TASK-api-keys),
+    one data item per client key, and do not start without it. Create it first:
+
+    kubectl create secret generic mlplug-serve-TASK-api-keys --from-literal=client-a=$(openssl rand -hex 32)
+
+    --with-secret adds its shape to the output (placeholder keys, which the server refuses).
+
+    Store credentials: the optional Secret mlplug-store-credentials (envFrom) or a cloud role.
+    """
     from pydantic import ValidationError
 
     from mlplug.k8s import ServingSpec, api_key_secret_example, serving_manifests, to_yaml, write_base
@@ -60,6 +71,7 @@ def render(
         "memory_request": memory,
         "memory_limit": memory_limit,
         "service_type": service_type,
+        "store_port": store_port,
     }
     if image:
         fields["image"] = image
