@@ -332,3 +332,19 @@ def test_the_image_is_what_the_job_and_the_server_assume() -> None:
     assert f"--uid {image.RUN_AS}" in run_lines and f"--home-dir {image.HOME_DIR}" in run_lines
     # The image has the Kubernetes worker and client at the pinned versions.
     assert re.search(r"pip install -c constraints\.txt .*\"\.\[k8s\]\"", (ROOT / "Dockerfile").read_text())
+
+
+def test_job_template_cli_sets_defaults_and_names_bad_ones() -> None:
+    result = CliRunner().invoke(
+        cli, ["k8s", "job-template", "--image", IMAGE, "--set", "backoff_limit=2", "--set", "namespace=ml"]
+    )
+    assert result.exit_code == 0, result.output
+    properties = json.loads(result.output)["variables"]["properties"]
+    assert properties["image"]["default"] == IMAGE
+    assert properties["backoff_limit"]["default"] == 2 and properties["namespace"]["default"] == "ml"
+    for bad, message in [
+        ("cpu_limits=3", "cpu_limits: Extra inputs"),
+        ("backoff_limit", "expected NAME=VALUE"),
+    ]:
+        result = CliRunner().invoke(cli, ["k8s", "job-template", "--set", bad])
+        assert result.exit_code != 0 and message in str(result.exception)
