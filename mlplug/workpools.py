@@ -201,6 +201,8 @@ def kubernetes_job_manifest() -> dict[str, Any]:
 
 
 def _kubernetes_template(defaults: Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(defaults.get("env"), Mapping):  # add to the volume paths, as a deployment's env does
+        defaults = {**defaults, "env": {**VOLUME_ENV, **defaults["env"]}}
     try:
         variables = KubernetesJobVariables(**defaults)
     except ValidationError as exc:

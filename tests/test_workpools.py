@@ -280,9 +280,12 @@ def test_the_server_refuses_a_deployment_with_a_bad_job_variable(prefect_api) ->
 
 
 def test_defaults_are_checked() -> None:
-    template = workpools.base_job_template("kubernetes", {"image": IMAGE, "cpu_limit": "3"})
+    template = workpools.base_job_template(
+        "kubernetes", {"image": IMAGE, "cpu_limit": "3", "env": {"MLPLUG_STORE": STORE}}
+    )
     properties = template["variables"]["properties"]
     assert properties["image"]["default"] == IMAGE and properties["cpu_limit"]["default"] == "3"
+    assert properties["env"]["default"] == {**workpools.VOLUME_ENV, "MLPLUG_STORE": STORE}
     with pytest.raises(MlplugError, match="cpu_limits"):
         workpools.base_job_template("kubernetes", {"cpu_limits": "3"})
     with pytest.raises(MlplugError, match="backoff_limit"):
