@@ -360,4 +360,7 @@ def test_prefect_yaml_deploys_every_first_party_task() -> None:
         deploy = deployments[f"deploy-{task}"]
         assert deploy["entrypoint"] == "flows/deploy.py:deploy"
         assert deploy["work_pool"]["name"] == "mlplug-kubernetes"
+        assert deploy["pull"] == [
+            {"prefect.deployments.steps.set_working_directory": {"directory": image.IMAGE_CODE_DIR}}
+        ]
         assert deploy["parameters"] == {**deploy["parameters"], "task": task, "version": "champion"}
