@@ -22,7 +22,7 @@ PLUGINS := $(wildcard plugins/*/pyproject.toml)
 $(BIN)/.installed: pyproject.toml constraints.txt $(PLUGINS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -U pip
-	$(PIP) install -q -c constraints.txt -e '.[dev]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	$(PIP) install -q -c constraints.txt -e '.[dev,k8s]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
 	touch $@
 
 install: $(BIN)/.installed

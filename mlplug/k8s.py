@@ -1,11 +1,14 @@
 """Kubernetes manifests for serving one task's model, and applying them.
 
 :func:`serving_manifests` renders a ConfigMap (task, model reference, store URL), a
-Deployment, a Service, a HorizontalPodAutoscaler and a PodDisruptionBudget from a typed
-:class:`ServingSpec`; :func:`api_key_secret_example` renders the Secret the Deployment
-mounts. The kustomize base in ``k8s/`` is this module's output for one spec (a test keeps
-them equal), so the two cannot drift. Nothing here talks to a cluster except
-:func:`apply_manifests`, which imports the Kubernetes client only when called.
+Deployment, a Service, a HorizontalPodAutoscaler, a PodDisruptionBudget and a NetworkPolicy
+from a typed :class:`ServingSpec`; :func:`api_key_secret_example` renders the Secret the
+Deployment mounts. The kustomize base in ``k8s/`` is this module's output for one spec
+(:func:`kustomize_base`; a test keeps them equal), so the two cannot drift; in the base the
+image is set by kustomize's ``images:`` and the ConfigMap is generated from the operator's
+``serving.env`` (store URL, task, model), so neither is written into the base's objects.
+Nothing here talks to a cluster except :func:`apply_manifests`, which imports the
+Kubernetes client only when called.
 
 Why the Deployment looks as it does:
 
@@ -18,7 +21,11 @@ Why the Deployment looks as it does:
 - No ``replicas`` field: the HPA owns the count, and re-applying must not reset it.
 - ``maxUnavailable: 0`` rolls pods one at a time without losing capacity; the PDB lets
   node drains take one pod at a time whatever the replica count.
-- The ConfigMap's hash is a pod annotation, so changing the model reference rolls pods.
+- The ConfigMap's hash is a pod annotation, so changing the model reference or the store
+  rolls pods (in the kustomize base, the generated ConfigMap's name carries the hash).
+- The pods run as the image's user with a read-only root filesystem, no service-account
+  token (the server never calls the Kubernetes API), and a NetworkPolicy that admits only
+  labelled clients to the serving port and lets the pods reach only DNS and the store.
 """
 
 from __future__ import annotations
@@ -34,19 +41,22 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-import mlplug
 from mlplug.errors import MlplugError
+from mlplug.image import HOME_DIR, STATE_DIR, container_security_context, default_image, pod_security_context
 
 API_KEYS_DIR = "/etc/mlplug/api-keys"
-STATE_DIR = "/var/lib/mlplug"
 CONTAINER_PORT = 8000
-RUN_AS = 10001  # the image's unprivileged user
 FIELD_MANAGER = "mlplug-deploy"
+#: Pods (or namespaces) with this label set to "true" may reach the serving port.
+CLIENT_LABEL = "mlplug.io/serving-client"
+#: The image name the kustomize base's Deployment uses; ``images:`` in its kustomization
+#: replaces it with the real reference.
+BASE_IMAGE_NAME = "mlplug"
+#: ConfigMap keys the operator sets in the base's ``serving.env``; the rest are fixed.
+SITE_CONFIG = ("MLPLUG_TASK", "MLPLUG_MODEL", "MLPLUG_STORE")
+#: Instance metadata: reachable only by design (IRSA or a Secret carry pod credentials).
+METADATA_CIDR = "169.254.169.254/32"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-
-def default_image() -> str:
-    return f"mlplug:{mlplug.__version__}"
 
 
 class ServingSpec(BaseModel):
@@ -83,6 +93,8 @@ class ServingSpec(BaseModel):
     pre_stop_seconds: int = Field(default=5, ge=0, le=120)
     #: Extra environment for the server (MLPLUG_MAX_BATCH, ...), added to the ConfigMap.
     env: dict[str, str] = Field(default_factory=dict)
+    #: TCP port the pods reach the store on (443 for S3; 9000 for a MinIO service, ...).
+    store_port: int = Field(default=443, ge=1, le=65535)
 
     @field_validator("model")
     @classmethod
@@ -149,8 +161,11 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
+def config_hash(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config["data"], sort_keys=True).encode()).hexdigest()[:16]
+
+
 def deployment(spec: ServingSpec, config: dict[str, Any]) -> dict[str, Any]:
-    config_hash = hashlib.sha256(json.dumps(config["data"], sort_keys=True).encode()).hexdigest()[:16]
     probe = {"port": "http", "scheme": "HTTP"}
     container = {
         "name": "server",
@@ -185,15 +200,12 @@ def deployment(spec: ServingSpec, config: dict[str, Any]) -> dict[str, Any]:
             "failureThreshold": 2,
         },
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(spec.pre_stop_seconds)]}}},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": container_security_context(),
         "volumeMounts": [
             {"name": "api-keys", "mountPath": API_KEYS_DIR, "readOnly": True},
             {"name": "state", "mountPath": STATE_DIR},
             {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "home", "mountPath": HOME_DIR},
         ],
     }
     pod = {
@@ -204,18 +216,13 @@ def deployment(spec: ServingSpec, config: dict[str, Any]) -> dict[str, Any]:
                 "prometheus.io/port": str(CONTAINER_PORT),
                 "prometheus.io/path": "/metrics",
                 "mlplug.io/model": spec.model,
-                "mlplug.io/config-hash": config_hash,
+                "mlplug.io/config-hash": config_hash(config),
             },
         },
         "spec": {
             "terminationGracePeriodSeconds": spec.pre_stop_seconds + spec.graceful_timeout + 10,
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": RUN_AS,
-                "runAsGroup": RUN_AS,
-                "fsGroup": RUN_AS,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
+            "automountServiceAccountToken": False,
+            "securityContext": pod_security_context(),
             "topologySpreadConstraints": [
                 {
                     "maxSkew": 1,
@@ -229,6 +236,8 @@ def deployment(spec: ServingSpec, config: dict[str, Any]) -> dict[str, Any]:
                 {"name": "api-keys", "secret": {"secretName": spec.secret_name, "defaultMode": 0o440}},
                 {"name": "state", "emptyDir": {"sizeLimit": "2Gi"}},
                 {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+                # Library caches under ~/.cache (model loaders of some task types write there).
+                {"name": "home", "emptyDir": {"sizeLimit": "256Mi"}},
             ],
         },
     }
@@ -301,12 +310,65 @@ def disruption_budget(spec: ServingSpec) -> dict[str, Any]:
     }
 
 
+def network_policy(spec: ServingSpec) -> dict[str, Any]:
+    """Ingress only to the serving port, only from clients labelled :data:`CLIENT_LABEL`
+    (pods in the namespace, or whole namespaces such as the ingress controller's and
+    Prometheus'); egress only to cluster DNS and the store's port outside the metadata address.
+    The kubelet's probes are not subject to NetworkPolicy.
+
+    Peers are selected with ``matchExpressions``: kustomize adds an overlay's selector labels
+    to every ``matchLabels`` of a NetworkPolicy, which would make the DNS pods and the clients
+    unmatchable."""
+
+    def having(key: str, value: str) -> dict[str, Any]:
+        return {"matchExpressions": [{"key": key, "operator": "In", "values": [value]}]}
+
+    client = having(CLIENT_LABEL, "true")
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(spec, spec.app_name),
+        "spec": {
+            "podSelector": {"matchLabels": _selector(spec)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [
+                {
+                    "from": [{"podSelector": client}, {"namespaceSelector": client}],
+                    "ports": [{"port": CONTAINER_PORT, "protocol": "TCP"}],
+                }
+            ],
+            "egress": [
+                {
+                    "to": [
+                        {
+                            "namespaceSelector": having("kubernetes.io/metadata.name", "kube-system"),
+                            "podSelector": having("k8s-app", "kube-dns"),
+                        }
+                    ],
+                    "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+                },
+                {
+                    "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA_CIDR]}}],
+                    "ports": [{"port": spec.store_port, "protocol": "TCP"}],
+                },
+            ],
+        },
+    }
+
+
 def serving_manifests(spec: ServingSpec) -> list[dict[str, Any]]:
-    """ConfigMap, Deployment, Service, HPA and PDB, in the order to apply them."""
+    """ConfigMap, Deployment, Service, HPA, PDB and NetworkPolicy, in the order to apply them."""
     if spec.max_replicas < spec.min_replicas:
         raise ValueError(f"max_replicas {spec.max_replicas} is below min_replicas {spec.min_replicas}")
     config = config_map(spec)
-    return [config, deployment(spec, config), service(spec), autoscaler(spec), disruption_budget(spec)]
+    return [
+        config,
+        deployment(spec, config),
+        service(spec),
+        autoscaler(spec),
+        disruption_budget(spec),
+        network_policy(spec),
+    ]
 
 
 def api_key_secret_example(spec: ServingSpec) -> dict[str, Any]:
@@ -326,27 +388,84 @@ def to_yaml(documents: Iterable[dict[str, Any]], header: str = "") -> str:
     return lines + body
 
 
-#: File name per kind when a render is written as a kustomize base.
+#: File name per kind when a render is written as a kustomize base (the ConfigMap is generated).
 BASE_FILES = {
-    "ConfigMap": "configmap.yaml",
     "Deployment": "deployment.yaml",
     "Service": "service.yaml",
     "HorizontalPodAutoscaler": "hpa.yaml",
     "PodDisruptionBudget": "pdb.yaml",
+    "NetworkPolicy": "networkpolicy.yaml",
 }
+#: The operator's settings file the base's ConfigMap is generated from (not in git).
+SITE_ENV_FILE = "serving.env"
+
+
+def split_image(reference: str) -> dict[str, str]:
+    """``registry:5000/mlplug:0.1.0`` -> kustomize ``images:`` fields (``newName``, ``newTag``
+    or ``digest``)."""
+    name, at, digest = reference.partition("@")
+    if at:
+        return {"newName": name, "digest": digest}
+    repository, colon, tag = name.rpartition(":")
+    if colon and "/" not in tag:
+        return {"newName": repository, "newTag": tag}
+    return {"newName": name}
+
+
+def kustomize_base(spec: ServingSpec, header: str) -> dict[str, str]:
+    """The files of a kustomize base for ``spec``: one per object but the ConfigMap, which
+    ``configMapGenerator`` makes from :data:`SITE_ENV_FILE` (task, model, store: the operator's)
+    and fixed literals, named with a hash of its data so that pods roll when it changes; the
+    image is ``images:``' to set. ``serving.env.example`` shows the settings file."""
+    config, *objects = serving_manifests(spec)
+    files: dict[str, str] = {}
+    for doc in objects:
+        if doc["kind"] == "Deployment":
+            pod = doc["spec"]["template"]
+            for key in ("mlplug.io/config-hash", "mlplug.io/model"):  # the generator's business now
+                del pod["metadata"]["annotations"][key]
+            pod["spec"]["containers"][0]["image"] = BASE_IMAGE_NAME
+        files[BASE_FILES[doc["kind"]]] = to_yaml([doc], header)
+    data = config["data"]
+    kustomization: dict[str, Any] = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": list(BASE_FILES.values()),
+        "images": [{"name": BASE_IMAGE_NAME, **split_image(spec.image)}],
+        "configMapGenerator": [
+            {
+                "name": config["metadata"]["name"],
+                **({"namespace": spec.namespace} if spec.namespace else {}),
+                "envs": [SITE_ENV_FILE],
+                "literals": [f"{k}={v}" for k, v in data.items() if k not in SITE_CONFIG],
+                "options": {"labels": config["metadata"]["labels"]},
+            }
+        ],
+    }
+    usage = (
+        f"Before `kubectl apply -k`: copy {SITE_ENV_FILE}.example to {SITE_ENV_FILE} and set the store,\n"
+        "task and model there; create the API key Secret (secret.example.yaml, docs/operations.md).\n"
+        "The image: `kustomize edit set image mlplug=REGISTRY/mlplug:TAG`, or `images:` in an overlay."
+    )
+    files["kustomization.yaml"] = to_yaml([kustomization], f"{header}\n{usage}")
+    example = "".join(f"{key}={data[key]}\n" for key in SITE_CONFIG)
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    files[f"{SITE_ENV_FILE}.example"] = (
+        f"{comment}# Copy to {SITE_ENV_FILE} (not in git) and set: the ConfigMap is generated from it.\n"
+        + example
+    )
+    files["secret.example.yaml"] = to_yaml([api_key_secret_example(spec)], header)
+    return files
 
 
 def write_base(spec: ServingSpec, directory: Path, header: str) -> list[Path]:
-    """One file per object (plus ``secret.example.yaml``), as ``k8s/`` holds them."""
+    """Write :func:`kustomize_base` into ``directory``, as ``k8s/`` holds it."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for doc in serving_manifests(spec):
-        path = directory / BASE_FILES[doc["kind"]]
-        path.write_text(to_yaml([doc], header))
+    for name, text in kustomize_base(spec, header).items():
+        path = directory / name
+        path.write_text(text)
         written.append(path)
-    secret = directory / "secret.example.yaml"
-    secret.write_text(to_yaml([api_key_secret_example(spec)], header))
-    written.append(secret)
     return written
 
 

@@ -24,7 +24,6 @@ from mlplug.errors import MlplugError
 from mlplug.task import TaskType
 
 DRIFT_EVENT = "mlplug.drift.detected"
-POOL_TYPES = ("process", "kubernetes")
 #: Set in the pools mlplug creates, so that no flow run reaches a hub or sends telemetry.
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -44,10 +43,6 @@ REFIT_TRIGGER_PARAMETERS = {
     "since": "{{ event.payload.get('since', '') }}",
     "until": "{{ event.payload.get('until', '') }}",
 }
-
-
-def pool_name(pool_type: str) -> str:
-    return f"mlplug-{pool_type}"
 
 
 def model_resource_id(task: str) -> str:
@@ -193,22 +188,19 @@ class Outcome:
         return f"{self.what}: {self.action}" + (f" ({self.detail})" if self.detail else "")
 
 
-def base_job_template(pool_type: str, store: str = "") -> dict[str, Any]:
-    """The base job template of a pool mlplug creates: the worker's default with the offline
-    switches (and the store, when given) in the default environment of every flow run."""
+def base_job_template(pool_type: str, store: str = "", image: str = "") -> dict[str, Any]:
+    """The base job template of a pool mlplug creates (:mod:`mlplug.workpools`), with the
+    offline switches (and the store, when given) in every flow run's default environment
+    and, for Kubernetes, the image."""
     from mlplug.workpools import base_job_template as template
 
-    result = copy.deepcopy(template(pool_type))
-    env = result["variables"]["properties"].setdefault("env", {"type": "object"})
-    env["default"] = {
-        **(env.get("default") or {}),
-        **OFFLINE_ENV,
-        **({"MLPLUG_STORE": store} if store else {}),
-    }
-    return result
+    defaults: dict[str, Any] = {"env": {**OFFLINE_ENV, **({"MLPLUG_STORE": store} if store else {})}}
+    if image and pool_type == "kubernetes":
+        defaults["image"] = image
+    return template(pool_type, defaults)
 
 
-def ensure_pool(client: Any, pool_type: str, name: str, store: str = "") -> Outcome:
+def ensure_pool(client: Any, pool_type: str, name: str, store: str = "", image: str = "") -> Outcome:
     """Create the work pool if missing; set its default store if ``store`` is given."""
     from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
     from prefect.exceptions import ObjectNotFound
@@ -220,7 +212,7 @@ def ensure_pool(client: Any, pool_type: str, name: str, store: str = "") -> Outc
             WorkPoolCreate(
                 name=name,
                 type=pool_type,
-                base_job_template=base_job_template(pool_type, store),
+                base_job_template=base_job_template(pool_type, store, image),
                 description=f"mlplug flow runs ({pool_type} worker)",
             )
         )

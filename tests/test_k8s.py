@@ -1,8 +1,8 @@
 """Kubernetes manifests, validated without a cluster: every rendered object against the
 Kubernetes 1.37 schema (kubernetes-validate, strict: unknown fields fail), the kustomize base
 in k8s/ equal to what mlplug.k8s renders, `kubectl kustomize` over the base, the worker and
-the overlay example in docs/operations.md, the work-pool job templates, and applying through a
-stand-in for the Kubernetes dynamic client."""
+the overlay example in docs/operations.md, and applying through a stand-in for the Kubernetes
+dynamic client. The work-pool job templates are tests/test_workpools.py's."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import kubernetes_validate
@@ -19,13 +20,14 @@ import yaml
 from typer.testing import CliRunner
 
 import mlplug
-from mlplug import k8s
+from mlplug import image, k8s, workpools
 from mlplug.cli import app as cli
 from mlplug.k8s import ServingSpec, api_key_secret_example, serving_manifests
 from tests.toy_task import ToyTask
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S_VERSION = "1.37.0"
+KINDS = ["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"]
 #: The spec k8s/ is rendered from (docs/operations.md shows the command).
 BASE_ARGS = ["k8s", "render", "fraud", "--name", "mlplug-serve", "--store", "s3://mlplug-models/prod",
              "--image", "mlplug:0.1.0", "--no-check-task"]  # fmt: skip
@@ -41,19 +43,24 @@ def load_all(text: str) -> list[dict]:
 
 
 def kustomize(path: Path) -> list[dict]:
-    """``kubectl kustomize`` when kubectl is installed (it is on this machine image), else a
-    minimal Python rendering of a plain ``resources:`` list (no transformers), said so in the
-    assertion message."""
+    """``kubectl kustomize`` (kubectl is part of this machine image: Debian package kubectl)."""
     kubectl = shutil.which("kubectl")
-    if kubectl:
-        out = subprocess.run([kubectl, "kustomize", str(path)], capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, out.stderr
-        return load_all(out.stdout)
-    spec = yaml.safe_load((path / "kustomization.yaml").read_text())
-    assert set(spec) <= {"apiVersion", "kind", "resources"}, (
-        "no kubectl: only plain resource lists can be checked"
-    )
-    return [d for name in spec["resources"] for d in load_all((path / name).read_text())]
+    if not kubectl:
+        pytest.fail("kubectl is needed to render kustomizations (Debian package kubectl)")
+    out = subprocess.run([kubectl, "kustomize", str(path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return load_all(out.stdout)
+
+
+def operator_base(tmp_path: Path, **settings: str) -> Path:
+    """A copy of k8s/ as an operator has it: serving.env made from the example, then ``settings``."""
+    base = tmp_path / "k8s"
+    shutil.copytree(ROOT / "k8s", base, ignore=shutil.ignore_patterns("worker", k8s.SITE_ENV_FILE))
+    lines = (base / f"{k8s.SITE_ENV_FILE}.example").read_text().splitlines()
+    values = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    values.update(settings)
+    (base / k8s.SITE_ENV_FILE).write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    return base
 
 
 @pytest.fixture
@@ -63,14 +70,12 @@ def spec() -> ServingSpec:
 
 def test_rendered_manifests_are_valid_kubernetes(spec: ServingSpec) -> None:
     documents = serving_manifests(spec)
-    assert [d["kind"] for d in documents] == [
-        "ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"
-    ]  # fmt: skip
+    assert [d["kind"] for d in documents] == ["ConfigMap", *KINDS]
     validate([*documents, api_key_secret_example(spec)])
 
 
 def test_what_the_deployment_promises(spec: ServingSpec) -> None:
-    config, deployment, service, hpa, pdb = serving_manifests(spec)
+    config, deployment, service, hpa, pdb, policy = serving_manifests(spec)
     assert config["data"]["MLPLUG_TASK"] == "toy_task" and config["data"]["MLPLUG_MODEL"] == "7"
     assert config["data"]["MLPLUG_STORE"] == "s3://bucket/prefix"
     assert deployment["metadata"]["name"] == "mlplug-serve-toy-task"  # a DNS name, from a task name
@@ -89,6 +94,10 @@ def test_what_the_deployment_promises(spec: ServingSpec) -> None:
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     assert mounts[config["data"]["MLPLUG_API_KEYS_FILE"]] == "api-keys"
     assert pod["securityContext"]["runAsNonRoot"] and container["securityContext"]["readOnlyRootFilesystem"]
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert pod["automountServiceAccountToken"] is False  # the server never calls the Kubernetes API
+    writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
+    assert writable == {"/tmp", config["data"]["MLPLUG_HOME"], "/home/mlplug"}
     selector = deployment["spec"]["selector"]["matchLabels"]
     assert service["spec"]["selector"] == selector == pdb["spec"]["selector"]["matchLabels"]
     assert (
@@ -99,16 +108,29 @@ def test_what_the_deployment_promises(spec: ServingSpec) -> None:
         "type": "Utilization",
         "averageUtilization": 70,
     }
-    assert all(d["metadata"]["namespace"] == "ml" for d in (config, deployment, service, hpa, pdb))
+    assert all(d["metadata"]["namespace"] == "ml" for d in (config, deployment, service, hpa, pdb, policy))
+
+    # Only labelled clients reach the serving port; the pods reach only DNS and the store.
+    assert policy["spec"]["podSelector"]["matchLabels"] == selector
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    (ingress,) = policy["spec"]["ingress"]
+    assert ingress["ports"] == [{"port": container["ports"][0]["containerPort"], "protocol": "TCP"}]
+    client = {"matchExpressions": [{"key": k8s.CLIENT_LABEL, "operator": "In", "values": ["true"]}]}
+    assert ingress["from"] == [{"podSelector": client}, {"namespaceSelector": client}]
+    dns, store = policy["spec"]["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert store["ports"] == [{"port": 443, "protocol": "TCP"}]
+    assert store["to"][0]["ipBlock"]["except"] == [k8s.METADATA_CIDR]
 
 
-def test_changing_the_model_reference_rolls_the_pods(spec: ServingSpec) -> None:
-    def annotations(model: str) -> dict:
-        return serving_manifests(spec.model_copy(update={"model": model}))[1]["spec"]["template"]["metadata"][
-            "annotations"
-        ]
+@pytest.mark.parametrize("change", [{"model": "8"}, {"store": "s3://other/prefix"}, {"reload_interval": 5.0}])
+def test_changing_the_config_rolls_the_pods(spec: ServingSpec, change: dict) -> None:
+    def config_hash(spec: ServingSpec) -> str:
+        pod = serving_manifests(spec)[1]["spec"]["template"]
+        return pod["metadata"]["annotations"]["mlplug.io/config-hash"]
 
-    assert annotations("7")["mlplug.io/config-hash"] != annotations("8")["mlplug.io/config-hash"]
+    assert config_hash(spec) == config_hash(spec.model_copy())
+    assert config_hash(spec) != config_hash(spec.model_copy(update=change))
 
 
 @pytest.mark.parametrize(
@@ -136,25 +158,91 @@ def test_the_kustomize_base_is_what_mlplug_renders(tmp_path: Path) -> None:
         )
 
 
-@pytest.mark.parametrize("path", ["k8s", "k8s/worker"])
-def test_kustomize_renders_valid_objects(path: str) -> None:
-    documents = kustomize(ROOT / path)
-    assert documents
-    validate(documents)
+def test_kustomize_renders_valid_objects(tmp_path: Path) -> None:
+    for path in (operator_base(tmp_path), ROOT / "k8s/worker"):
+        documents = kustomize(path)
+        assert documents
+        validate(documents)
 
 
-def test_the_base_and_the_worker_cover_the_whole_deployment() -> None:
-    kinds = {d["kind"] for d in kustomize(ROOT / "k8s")}
-    assert kinds == {"ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+def test_the_base_takes_the_image_and_the_store_from_the_operator(tmp_path: Path) -> None:
+    for name in k8s.BASE_FILES.values():  # nothing site-specific in the objects themselves
+        text = (ROOT / "k8s" / name).read_text()
+        assert "s3://" not in text and "MLPLUG_STORE" not in text and "image: mlplug:" not in text, name
+    missing = subprocess.run(["kubectl", "kustomize", str(ROOT / "k8s")], capture_output=True, text=True)
+    assert missing.returncode != 0 and "serving.env" in missing.stderr  # no silent default store
+
+    def rendered(store: str, image: str | None = None) -> tuple[dict, dict]:
+        base = operator_base(tmp_path / uuid.uuid4().hex, MLPLUG_STORE=store)
+        if image:  # what `kustomize edit set image mlplug=...` writes
+            kustomization = yaml.safe_load((base / "kustomization.yaml").read_text())
+            kustomization["images"] = [{"name": k8s.BASE_IMAGE_NAME, **k8s.split_image(image)}]
+            (base / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+        documents = kustomize(base)
+        validate(documents)
+        config = next(d for d in documents if d["kind"] == "ConfigMap")
+        deployment = next(d for d in documents if d["kind"] == "Deployment")
+        return config, deployment
+
+    config_a, deployment_a = rendered("s3://bucket-a/prod")
+    config_b, deployment_b = rendered("s3://bucket-b/prod", image="registry.example.com:5000/mlplug:2.0.1")
+    assert config_a["data"]["MLPLUG_STORE"] == "s3://bucket-a/prod"
+    assert config_b["data"]["MLPLUG_STORE"] == "s3://bucket-b/prod"
+    # The generated name carries a hash of the data, and the pods refer to it: a new store
+    # is a new ConfigMap and a rollout.
+    assert config_a["metadata"]["name"] != config_b["metadata"]["name"]
+    for config, deployment in ((config_a, deployment_a), (config_b, deployment_b)):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert {"configMapRef": {"name": config["metadata"]["name"]}} in container["envFrom"]
+    assert deployment_a["spec"]["template"]["spec"]["containers"][0]["image"] == "mlplug:0.1.0"
+    assert deployment_b["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        "registry.example.com:5000/mlplug:2.0.1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("reference", "fields"),
+    [
+        ("mlplug:0.1.0", {"newName": "mlplug", "newTag": "0.1.0"}),
+        ("registry:5000/team/mlplug", {"newName": "registry:5000/team/mlplug"}),
+        ("registry:5000/mlplug:1", {"newName": "registry:5000/mlplug", "newTag": "1"}),
+        ("mlplug@sha256:abc", {"newName": "mlplug", "digest": "sha256:abc"}),
+    ],
+)
+def test_image_references_split_for_kustomize(reference: str, fields: dict) -> None:
+    assert k8s.split_image(reference) == fields
+
+
+def test_the_base_and_the_worker_cover_the_whole_deployment(tmp_path: Path) -> None:
+    kinds = {d["kind"] for d in kustomize(operator_base(tmp_path))}
+    assert kinds == {"ConfigMap", *KINDS}
     worker = kustomize(ROOT / "k8s/worker")
     assert {d["kind"] for d in worker} >= {"Deployment", "ServiceAccount", "Role", "RoleBinding"}
     validate(load_all((ROOT / "k8s/secret.example.yaml").read_text()))
     (deployment,) = [d for d in worker if d["kind"] == "Deployment"]
-    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[:4] == ["--pool", "mlplug-kubernetes", "--type", "kubernetes"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"][:4] == ["--pool", workpools.POOL_NAMES["kubernetes"], "--type", "kubernetes"]
     runner = {d["metadata"]["name"] for d in worker if d["kind"] == "ServiceAccount"}
     template = json.loads((ROOT / "deployments/kubernetes-base-job-template.json").read_text())
     assert template["variables"]["properties"]["service_account_name"]["default"] in runner
+    # The worker runs as hardened as the pods it starts.
+    assert pod["securityContext"] == image.pod_security_context()
+    assert container["securityContext"] == image.container_security_context()
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    writable = {m["mountPath"] for m in container["volumeMounts"] if "emptyDir" in volumes[m["name"]]}
+    assert writable == {"/tmp", image.STATE_DIR, image.HOME_DIR}
+    assert container["image"] == image.default_image()  # kustomize `images:`, not the object
+
+    # The flow runs' Role may apply every kind the deploy flow renders, and no more.
+    (deployer,) = [d for d in worker if d["kind"] == "Role" and d["metadata"]["name"] == "mlplug-deployer"]
+    granted = {(group, resource) for rule in deployer["rules"] for group in rule["apiGroups"]
+               for resource in rule["resources"]}  # fmt: skip
+    rendered = {
+        (doc["apiVersion"].rpartition("/")[0], re.sub("y$", "ie", doc["kind"].lower()) + "s")
+        for doc in serving_manifests(ServingSpec(task="fraud", store="s3://b/p"))
+    }
+    assert granted == rendered
 
 
 def test_the_overlay_example_in_the_docs_renders(tmp_path: Path) -> None:
@@ -163,49 +251,26 @@ def test_the_overlay_example_in_the_docs_renders(tmp_path: Path) -> None:
     assert block, "docs/operations.md lost its overlay example"
     overlay = tmp_path / "deploy" / "convqa"
     overlay.mkdir(parents=True)
-    base = os.path.relpath(ROOT / "k8s", overlay)
+    base = os.path.relpath(operator_base(tmp_path), overlay)
     (overlay / "kustomization.yaml").write_text(block.group(1).replace("../../k8s", base))
-    if not shutil.which("kubectl"):
-        pytest.fail("kubectl is needed to render overlays (Debian package kubernetes-client)")
     documents = kustomize(overlay)
     validate(documents)
     config = next(d for d in documents if d["kind"] == "ConfigMap")
     assert config["data"]["MLPLUG_TASK"] == "convqa"
+    assert config["data"]["MLPLUG_STORE"]  # from the base's serving.env: one store for every task
+    deployment = next(d for d in documents if d["kind"] == "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert {"configMapRef": {"name": config["metadata"]["name"]}} in container["envFrom"]
+    assert container["image"].startswith("registry.example.com/")
     selectors = {
         json.dumps(d["spec"]["selector"], sort_keys=True) for d in documents if d["kind"] == "Service"
     }
     assert "mlplug-serve-convqa" in selectors.pop()
-
-
-def test_work_pool_base_job_templates() -> None:
-    for kind in ("kubernetes", "process"):
-        template = json.loads((ROOT / f"deployments/{kind}-base-job-template.json").read_text())
-        assert {"job_configuration", "variables"} <= template.keys()
-    template = json.loads((ROOT / "deployments/kubernetes-base-job-template.json").read_text())
-    variables = {k: v.get("default") for k, v in template["variables"]["properties"].items()}
-    values = {
-        **variables,
-        **{"name": "flow-run", "command": "prefect flow-run execute", "finished_job_ttl": 60},
-        **{"cpu_request": "500m", "cpu_limit": "1", "memory_request": "1Gi", "memory_limit": "2Gi"},
-    }
-
-    def fill(node):  # type: ignore[no-untyped-def]
-        if isinstance(node, dict):
-            return {k: fill(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [fill(v) for v in node]
-        if isinstance(node, str) and (m := re.fullmatch(r"\{\{ (\w+) \}\}", node)):
-            value = values[m.group(1)]
-            if m.group(1) == "env":
-                return [{"name": k, "value": v} for k, v in value.items()]
-            if m.group(1) == "command":
-                return value.split()
-            return value
-        return node
-
-    job = fill(template["job_configuration"]["job_manifest"])
-    validate([job])
-    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "mlplug-flow-runner"
+    # The overlay's selector labels reach the policy's own pods, not its DNS and client peers.
+    policy = next(d for d in documents if d["kind"] == "NetworkPolicy")
+    assert policy["spec"]["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    dns = policy["spec"]["egress"][0]["to"][0]["podSelector"]
+    assert dns == {"matchExpressions": [{"key": "k8s-app", "operator": "In", "values": ["kube-dns"]}]}
 
 
 def test_cli_render_prints_valid_manifests(register_plugin, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -228,6 +293,19 @@ def test_cli_render_prints_valid_manifests(register_plugin, monkeypatch: pytest.
     )
     assert documents[3]["spec"]["minReplicas"] == 3
     assert documents[1]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.local/mlplug:1"
+    volumes = {v["name"]: v for v in documents[1]["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["api-keys"]["secret"]["secretName"] == documents[-1]["metadata"]["name"]
+
+    def config_hash(*extra: str) -> str:
+        out = CliRunner().invoke(cli, [*args, *extra])
+        assert out.exit_code == 0, out.output
+        deployment = next(d for d in load_all(out.output) if d["kind"] == "Deployment")
+        return deployment["spec"]["template"]["metadata"]["annotations"]["mlplug.io/config-hash"]
+
+    assert config_hash() == config_hash("--store", "s3://models/prod")
+    assert config_hash() != config_hash("--store", "s3://models/staging")
+    minio = load_all(CliRunner().invoke(cli, [*args, "--store-port", "9000"]).output)[-1]
+    assert minio["kind"] == "NetworkPolicy" and minio["spec"]["egress"][1]["ports"][0]["port"] == 9000
 
     unknown = CliRunner().invoke(cli, ["k8s", "render", "nope"])
     assert unknown.exit_code != 0 and "unknown task type 'nope'" in str(unknown.exception)

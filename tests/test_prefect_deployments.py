@@ -10,6 +10,7 @@ import yaml
 import mlplug
 from mlplug import prefect_deployments as pd
 from mlplug.plugins import new_plugins
+from mlplug.workpools import POOL_NAMES
 from tests.toy_task import ToyTask
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +69,7 @@ def test_prefect_yaml_is_what_mlplug_deploy_writes_for_the_first_party_plugins(
     plugins = new_plugins()
     tasks = {name: reg.value for name, reg in plugins.tasks().items()}
     assert sorted(tasks) == ["convqa", "fraud"]
-    expected = pd.prefect_yaml(pd.plan(tasks), pd.pool_name("process"))
+    expected = pd.prefect_yaml(pd.plan(tasks), POOL_NAMES["process"])
     assert (ROOT / "prefect.yaml").read_text() == expected, (
         "prefect.yaml is stale: run `mlplug deploy --task convqa --task fraud --prefect-yaml prefect.yaml`"
     )

@@ -41,9 +41,14 @@ def deploy(
     again changes nothing that is already as it should be; it says what it changed."""
     from mlplug import prefect_deployments as pd
     from mlplug.options import parse_options
+    from mlplug.workpools import POOL_NAMES
 
-    if pool_type not in pd.POOL_TYPES:
-        raise MlplugError(f"--pool-type {pool_type!r}: expected one of {', '.join(pd.POOL_TYPES)}")
+    if pool_type not in POOL_NAMES:
+        raise MlplugError(f"--pool-type {pool_type!r}: expected one of {', '.join(POOL_NAMES)}")
+    if image and pool_type != "kubernetes":
+        raise MlplugError(
+            "--image applies to kubernetes pools; a process pool runs what its worker has installed"
+        )
     plugins = get_plugins()
     installed = plugins.tasks()
     chosen = (
@@ -51,7 +56,7 @@ def deploy(
     )
     if not chosen:
         raise MlplugError("no task types installed; `pip install` a task plugin first (see `mlplug plugins`)")
-    name = pool or pd.pool_name(pool_type)
+    name = pool or POOL_NAMES[pool_type]
     plans = pd.plan(chosen, image=image)
     if prefect_yaml is not None:
         prefect_yaml.write_text(pd.prefect_yaml(plans, name))
@@ -76,7 +81,7 @@ def deploy(
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
-        outcomes = [pd.ensure_pool(client, pool_type, name, store)]
+        outcomes = [pd.ensure_pool(client, pool_type, name, store, image)]
     outcomes += pd.apply(plans, name)
     for outcome in outcomes:
         typer.echo(str(outcome))

@@ -1,4 +1,5 @@
-"""``mlplug k8s render``: the Kubernetes manifests that serve a task's model."""
+"""``mlplug k8s render``: the Kubernetes manifests that serve a task's model; ``mlplug k8s
+job-template``: the base job template of a work pool."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import typer
 
 from mlplug.errors import MlplugError
 
-app = typer.Typer(help="Kubernetes manifests for the inference server.", no_args_is_help=True)
+app = typer.Typer(
+    help="Kubernetes manifests for the inference server, and work-pool job templates.", no_args_is_help=True
+)
 
 
 @app.command("render")
@@ -27,13 +30,24 @@ def render(
     memory: str = typer.Option("768Mi", help="Memory request."),
     memory_limit: str = typer.Option("1536Mi", help="Memory limit."),
     service_type: str = typer.Option("ClusterIP", help="ClusterIP, NodePort or LoadBalancer."),
+    store_port: int = typer.Option(443, help="Port the pods may reach the store on (NetworkPolicy egress)."),
     with_secret: bool = typer.Option(False, "--with-secret", help="Also print the API key Secret example."),
     out_dir: Path | None = typer.Option(
         None, help="Write one file per object (a kustomize base) instead of printing."
     ),
     check_task: bool = typer.Option(True, help="Fail unless TASK is an installed task type."),
 ) -> None:
-    """Print the ConfigMap, Deployment, Service, HPA and PDB that serve TASK."""
+    """Print the ConfigMap, Deployment, Service, HPA, PDB and NetworkPolicy that serve TASK.
+
+    API keys: the pods mount the Secret NAME-api-keys (default mlplug-serve-TASK-api-keys),
+    one data item per client key, and do not start without it. Create it first:
+
+    kubectl create secret generic mlplug-serve-TASK-api-keys --from-literal=client-a=$(openssl rand -hex 32)
+
+    --with-secret adds its shape to the output (placeholder keys, which the server refuses).
+
+    Store credentials: the optional Secret mlplug-store-credentials (envFrom) or a cloud role.
+    """
     from pydantic import ValidationError
 
     from mlplug.k8s import ServingSpec, api_key_secret_example, serving_manifests, to_yaml, write_base
@@ -57,6 +71,7 @@ def render(
         "memory_request": memory,
         "memory_limit": memory_limit,
         "service_type": service_type,
+        "store_port": store_port,
     }
     if image:
         fields["image"] = image
@@ -84,3 +99,33 @@ def render(
         documents = [*documents, api_key_secret_example(spec)]
     header = f"Rendered by `mlplug k8s render {task} --version {version}` (mlplug/k8s.py)."
     typer.echo(to_yaml(documents, header), nl=False)
+
+
+@app.command("job-template")
+def job_template(
+    pool_type: str = typer.Option("kubernetes", "--type", help="Work-pool type: kubernetes or process."),
+    image: str | None = typer.Option(None, help="Default image of flow-run Jobs (kubernetes)."),
+    namespace: str | None = typer.Option(None, help="Namespace of flow-run Jobs (kubernetes)."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Another variable default, NAME=VALUE (JSON values allowed); repeatable."
+    ),
+) -> None:
+    """Print the base job template for `prefect work-pool create --base-job-template`."""
+    import json
+
+    from mlplug.workpools import base_job_template
+
+    defaults: dict[str, object] = {}
+    for item in set_:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            raise MlplugError(f"--set {item!r}: expected NAME=VALUE")
+        try:
+            defaults[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            defaults[name] = raw
+    if image:
+        defaults["image"] = image
+    if namespace:
+        defaults["namespace"] = namespace
+    typer.echo(json.dumps(base_job_template(pool_type, defaults), indent=2))

@@ -72,7 +72,7 @@ def test_with_a_cluster_the_manifests_are_applied(champion, monkeypatch: pytest.
     monkeypatch.setattr(k8s, "cluster_configured", lambda: True)
     monkeypatch.setattr(k8s, "dynamic_client", lambda: client)
     summary = deploy(task="toy", version="1", namespace="ml")
-    assert len(summary["applied"]) == 5 and summary["applied"][1] == "Deployment/mlplug-serve-toy in ml"
+    assert len(summary["applied"]) == 6 and summary["applied"][1] == "Deployment/mlplug-serve-toy in ml"
     assert client.calls[0]["name"] == "mlplug-serve-toy-config"
     assert "applied to namespace 'ml'" in summary["message"]
     assert champion.store.exists("toy/deployments/1/manifests.yaml")
