@@ -26,7 +26,16 @@ import pandas as pd
 from mlplug.dataset import Dataset
 from mlplug.errors import DataError
 from mlplug.plugins import _TASK_NAME
-from mlplug.task import BusinessValue, Explanation, LoadOptions, Metrics, Model, SearchSpace, TaskType
+from mlplug.task import (
+    BusinessValue,
+    Explanation,
+    LoadOptions,
+    Metrics,
+    Model,
+    SearchSpace,
+    TaskType,
+    fit_model,
+)
 
 T = TypeVar("T")
 
@@ -212,8 +221,19 @@ def _check_model(task: TaskType, kind: str, train: Dataset, valid: Dataset, work
     else:
         model = _call(step, _method(task, "create_baseline"), task.create_baseline, train.schema)
     progress: list[tuple[int, float]] = []
-    _call(step, _method(model, "fit"), model.fit, train, valid, progress=lambda s, v: progress.append((s, v)))
+    work: list[tuple[int, int, str]] = []
+    _call(
+        step,
+        _method(model, "fit"),
+        fit_model,
+        model,
+        train,
+        valid,
+        progress=lambda s, v: progress.append((s, v)),
+        work=lambda done, total, detail="": work.append((done, total, detail)),
+    )
     _check_progress(progress, space if kind == "model" else None, step)
+    _check_work(work, step)
     X = valid.X  # noqa: N806
     before = X.copy()
     proba = _predict(model, X, step)
@@ -301,6 +321,15 @@ def _check_progress(progress: list[tuple[int, float]], space: SearchSpace | None
             f"fit() reported progress {len(progress)} times with quick_params(); search_space().max_steps "
             f"is {space.max_steps}, and ASHA stops a trial after max_steps reports",
         )
+
+
+def _check_work(work: list[tuple[int, int, str]], step: str) -> None:
+    """Work reports (``fit(..., work=...)``, shown as progress): 0 <= done <= total, and done
+    never goes back."""
+    bad = [(d, t) for d, t, _ in work if not (isinstance(d, int) and isinstance(t, int) and 0 <= d <= t)]
+    _expect(not bad, step, f"fit() reported work (done, total) outside 0 <= done <= total: {bad[:3]}")
+    done = [d for d, _, _ in work]
+    _expect(done == sorted(done), step, f"fit() reported work going back: {done[:10]}")
 
 
 def _check_rows(model: Model, X: pd.DataFrame, proba: np.ndarray, step: str) -> None:  # noqa: N803
