@@ -3,7 +3,8 @@
 A :class:`Progress` shows one piece of work in two places, and floods neither:
 
 - the terminal (standard error): one line rewritten in place when it is a terminal, else a
-  line at each quarter of the work (at most four);
+  line at each quarter of the work (at most four); work done within :data:`TERMINAL_DELAY`
+  seconds shows nothing there;
 - a Prefect progress artifact (``<key>``, 0 to 100 %) when it runs inside a flow or task run,
   updated at most every :data:`ARTIFACT_INTERVAL` seconds and always at the end.
 
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 ARTIFACT_INTERVAL = 2.0
 #: Seconds between two rewrites of the terminal line.
 TERMINAL_INTERVAL = 0.2
+#: Seconds of work before the terminal shows any: quick work needs no progress line.
+TERMINAL_DELAY = 1.0
 #: Shares of the work at which a non-terminal stream gets a line.
 MILESTONES = (0.25, 0.5, 0.75, 1.0)
 
@@ -47,12 +50,16 @@ class Progress:
         *,
         stream: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
+        delay: float = TERMINAL_DELAY,
     ) -> None:
         self.title = title
         self.key = key
         self.unit = unit
         self.stream = stream if stream is not None else sys.stderr
         self.clock = clock
+        self.delay = delay
+        self._started = clock()
+        self._shown = False
         self.done = 0
         self.total = 0
         self.detail = ""
@@ -119,6 +126,9 @@ class Progress:
     # -- terminal --------------------------------------------------------------------------
 
     def _terminal(self, now: float, final: bool) -> None:
+        if not self._shown and now - self._started < self.delay:
+            return
+        self._shown = True
         if self._tty:
             if final or now - self._drawn >= TERMINAL_INTERVAL:
                 self.stream.write("\r" + self.line() + "\x1b[K" + ("\n" if final else ""))

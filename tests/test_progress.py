@@ -26,7 +26,7 @@ class Clock:
 
 def test_a_pipe_gets_a_line_per_quarter_not_per_update() -> None:
     out = io.StringIO()
-    with Progress("tuning toy", "toy-tuning", "trials", stream=out) as shown:
+    with Progress("tuning toy", "toy-tuning", "trials", stream=out, delay=0) as shown:
         for done in range(1, 1001):
             shown.update(done, 1000, f"best {done / 1000:.3f}")
     lines = out.getvalue().splitlines()
@@ -40,13 +40,33 @@ def test_a_pipe_gets_a_line_per_quarter_not_per_update() -> None:
 
 def test_a_terminal_gets_one_line_rewritten_at_most_five_times_a_second() -> None:
     out, clock = Terminal(), Clock()
-    with Progress("fitting", "toy-fit", "steps", stream=out, clock=clock) as shown:
+    with Progress("fitting", "toy-fit", "steps", stream=out, clock=clock, delay=0) as shown:
         for step in range(1, 101):
             clock.now = step * 0.01  # 100 steps in one second
             shown.update(step, 100, "epoch 1/1")
     text = out.getvalue()
     assert text.count("\n") == 1 and text.endswith("(100/100 steps, epoch 1/1)\x1b[K\n")
     assert 2 <= text.count("\r") <= 7  # throttled: every 0.2 s, plus the final line
+
+
+def test_quick_work_shows_nothing_and_slow_work_shows_from_when_it_is_slow() -> None:
+    quick, clock = io.StringIO(), Clock()
+    with Progress("fitting", "toy-fit", "steps", stream=quick, clock=clock, delay=1.0) as shown:
+        for step in range(1, 11):
+            clock.now = step * 0.05
+            shown.update(step, 10)
+    assert quick.getvalue() == ""
+    slow, clock = io.StringIO(), Clock()
+    with Progress("fitting", "toy-fit", "steps", stream=slow, clock=clock, delay=1.0) as shown:
+        for step in range(1, 11):
+            clock.now = step * 0.5
+            shown.update(step, 10)
+    assert slow.getvalue().splitlines() == [
+        "fitting:  30% (3/10 steps)",  # the first quarter passed after a second of work
+        "fitting:  50% (5/10 steps)",
+        "fitting:  80% (8/10 steps)",
+        "fitting: 100% (10/10 steps)",
+    ]
 
 
 def test_work_that_never_reports_shows_nothing() -> None:
@@ -59,7 +79,7 @@ def test_work_that_never_reports_shows_nothing() -> None:
 def test_a_failure_leaves_the_last_state_and_ends_the_line() -> None:
     out = Terminal()
     try:
-        with Progress("merging", "toy-profiles", "profiles", stream=out) as shown:
+        with Progress("merging", "toy-profiles", "profiles", stream=out, delay=0) as shown:
             shown.update(1, 4)
             raise RuntimeError("store gone")
     except RuntimeError:

@@ -9,7 +9,7 @@ from collections.abc import MutableMapping
 
 import typer
 
-from mlplug.cli import deploy, k8s, models, plugins, report, run, serve, task_commands
+from mlplug.cli import deploy, k8s, models, plugins, report, run, scaffold, serve, task_commands
 from mlplug.errors import MlplugError
 from mlplug.settings import get_settings
 
@@ -72,6 +72,7 @@ app.command("deploy")(deploy.deploy)
 app.command("report")(report.report)
 app.command("doctor")(report.doctor)
 app.command("serve")(serve.serve)
+app.command("new-plugin")(scaffold.new_plugin_command)
 app.command("loadtest")(serve.loadtest)
 app.add_typer(models.app, name="models")
 app.add_typer(models.datasets_app, name="datasets")
@@ -83,7 +84,8 @@ def keep_embedded_prefect_under_home(environ: MutableMapping[str, str]) -> None:
     for a run; its SQLite database then goes to ``<MLPLUG_HOME>/prefect/`` with the rest of
     mlplug's state, not to ``~/.prefect``. A database URL set in the environment wins; a
     Prefect profile that names an API server means no temporary server, so no database."""
-    if environ.get("PREFECT_API_URL") or "PREFECT_SERVER_DATABASE_CONNECTION_URL" in environ:
+    chosen = ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
+    if environ.get("PREFECT_API_URL") or any(name in environ for name in chosen):
         return
     folder = get_settings().home / "prefect"
     folder.mkdir(parents=True, exist_ok=True)
