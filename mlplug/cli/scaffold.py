@@ -10,7 +10,7 @@ from mlplug.scaffold import KINDS, PluginNames, new_plugin
 
 
 def new_plugin_command(
-    name: str = typer.Argument(..., help="Task name of the new plugin, e.g. churn (also its entry-point name)."),
+    name: str = typer.Argument(..., help="Task name of the new plugin, e.g. churn (also its entry point)."),
     kind: str = typer.Option("tabular", help=f"What the task classifies: {' or '.join(KINDS)}."),
     directory: Path | None = typer.Option(None, "--dir", help="Where to write it (default: ./mlplug-NAME)."),
 ) -> None:

@@ -93,7 +93,8 @@ def render(names: PluginNames, kind: str) -> dict[Path, str]:
     for layer in ("common", kind):  # the kind's files come second and may replace common ones
         for relative, template in _walk(root / layer, Path()):
             target = Path(*(names.module if part == "package" else part for part in relative.parts))
-            out[target.with_name(target.name.removesuffix(_SUFFIX))] = _fill(template.read_text("utf-8"), values)
+            target = target.with_name(target.name.removesuffix(_SUFFIX))
+            out[target] = _fill(template.read_text("utf-8"), values)
     return out
 
 
