@@ -17,6 +17,7 @@ from mlplug.cli import app
 from mlplug.errors import MlplugError
 from mlplug.scaffold import PluginNames, new_plugin
 from mlplug.testing.servers import OFFLINE_ENV, PrefectServer
+from tests.installs import pip_install_target
 
 BIN = Path(sys.executable).parent
 PLUGINS = {"tabular": "churn", "text": "support_tickets"}
@@ -39,22 +40,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def site(generated: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-        ]
-        + [str(path) for path in generated.values()],
-        check=True,
-        capture_output=True,
-    )
+    pip_install_target(target, *generated.values())
     return target
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -326,7 +327,9 @@ def _check_progress(progress: list[tuple[int, float]], space: SearchSpace | None
 def _check_work(work: list[tuple[int, int, str]], step: str) -> None:
     """Work reports (``fit(..., work=...)``, shown as progress): 0 <= done <= total, and done
     never goes back."""
-    bad = [(d, t) for d, t, _ in work if not (isinstance(d, int) and isinstance(t, int) and 0 <= d <= t)]
+    whole = all(isinstance(d, Integral) and isinstance(t, Integral) for d, t, _ in work)
+    bad = [(d, t) for d, t, _ in work if not 0 <= d <= t]
+    _expect(whole, step, f"fit() must report work as whole numbers (done, total), got {work[:3]}")
     _expect(not bad, step, f"fit() reported work (done, total) outside 0 <= done <= total: {bad[:3]}")
     done = [d for d, _, _ in work]
     _expect(done == sorted(done), step, f"fit() reported work going back: {done[:10]}")
