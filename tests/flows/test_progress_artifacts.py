@@ -18,7 +18,7 @@ import mlplug
 from flows.monitor import monitor
 from flows.train import train
 from mlplug.monitoring.profiles import ProfileWriter
-from mlplug.registry import open_registry
+from mlplug.runtime import open_registry
 from mlplug.schema import Schema
 from tests.testing.linear_task import LinearTask
 
