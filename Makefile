@@ -25,7 +25,10 @@ $(BIN)/.installed: pyproject.toml constraints.txt $(PLUGINS)
 	$(PIP) install -q -c constraints.txt -e '.[dev,k8s]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
 	touch $@
 
+# .mlplug/ in the checkout: make exports it as MLPLUG_HOME, and mlplug commands run anywhere
+# inside the checkout find it without make (see MLPLUG_HOME in docs/operations.md).
 install: $(BIN)/.installed
+	mkdir -p .mlplug
 
 demo: install
 	$(BIN)/mlplug demo

@@ -9,6 +9,7 @@ does not exist is logged with its name and skipped; the others still load.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import importlib
 import logging
 import re
@@ -112,7 +113,7 @@ class Plugins:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
             self.pm.unregister(name=name)
-            self._skip(name, distribution, f"implements an unknown hook: {exc}")
+            self._skip(name, distribution, _unknown_hooks_reason(exc))
             return None
         self._dists[name] = (distribution, version)
         if builtin:
@@ -240,6 +241,26 @@ def _check_observer(plugin: str, name: Any, factory: Any) -> Registration[Traffi
     if not isinstance(name, str) or not _TASK_NAME.match(name) or not callable(factory):
         raise TypeError(f"register() expects (name: str matching {_TASK_NAME.pattern}, factory: callable)")
     return Registration(name, factory, plugin)
+
+
+def _unknown_hooks_reason(exc: pluggy.PluginValidationError) -> str:
+    """Name each implementation without a spec and the closest real hook, if any: the usual
+    cause is a typo (``register_task``)."""
+    known = [name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "mlplug_spec")]
+    unknown = sorted(
+        name
+        for name in dir(exc.plugin)
+        if not name.startswith("_")
+        and hasattr(getattr(exc.plugin, name, None), "mlplug_impl")
+        and name not in known
+    )
+    if not unknown:
+        return f"implements an unknown hook: {exc}"
+    parts = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return f"implements an unknown hook: {', '.join(parts)}; mlplug's hooks are {', '.join(sorted(known))}"
 
 
 def _api_fence(plugin: object) -> str | None:

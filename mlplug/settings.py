@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -13,8 +14,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MLPLUG_", extra="ignore")
 
-    #: State directory for the embedded defaults (local store, Ray and Prefect scratch).
-    home: Path = Field(default_factory=lambda: Path.home() / ".mlplug")
+    #: State directory for the embedded defaults (local store, Ray scratch, the embedded
+    #: Prefect database). Unset: see :func:`default_home`.
+    home: Path = Field(default_factory=lambda: default_home())
     #: Store URL: ``file:///abs/dir`` or ``s3://bucket/prefix``. Empty means ``<home>/store``.
     store: str = ""
     #: Allow a ``file://`` store inside a Kubernetes pod: only for a volume every pod mounts.
@@ -50,6 +52,35 @@ class Settings(BaseSettings):
     @property
     def store_url(self) -> str:
         return self.store or (self.home / "store").as_uri()
+
+
+#: The state directory's name, in a project checkout or in the home directory.
+STATE_DIR = ".mlplug"
+
+
+def default_home(cwd: Path | None = None) -> Path:
+    """MLPLUG_HOME when it is not set: the nearest ``.mlplug`` directory in the current
+    directory or one of its parents, as git finds ``.git`` (``make install`` creates one in
+    the checkout, so commands run anywhere inside it share its state), else ``~/.mlplug``.
+
+    A directory owned by another user is passed over: state holds models that are loaded
+    with pickle, so a ``.mlplug`` that someone else planted in ``/tmp`` must not be used.
+    """
+    try:
+        here = (cwd or Path.cwd()).resolve()
+    except OSError:  # the current directory was removed
+        here = None
+    if here is not None:
+        for folder in (here, *here.parents):
+            candidate = folder / STATE_DIR
+            if candidate.is_dir() and _owned_by_me(candidate):
+                return candidate
+    return Path.home() / STATE_DIR
+
+
+def _owned_by_me(path: Path) -> bool:
+    getuid = getattr(os, "getuid", None)
+    return getuid is None or path.stat().st_uid == getuid()
 
 
 def get_settings() -> Settings:

@@ -7,6 +7,7 @@ Subclass :class:`TaskType` and implement the abstract methods.
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -25,10 +26,19 @@ from mlplug.schema import Schema
 #: Tuning turns these into Ray Tune reports so that ASHA can stop weak trials early.
 ProgressCallback = Callable[[int, float], None]
 
+#: Called by a model during ``fit`` as it works through its steps: (done, total, detail),
+#: for example optimiser steps over all epochs and ``"epoch 2/3"``. mlplug shows it on the
+#: terminal and as a Prefect progress artifact; call it as often as you like (display is
+#: throttled). Optional: mlplug passes it only to a ``fit`` that has a ``work`` parameter.
+WorkCallback = Callable[[int, int, str], None]
+
 
 @runtime_checkable
 class Model(Protocol):
-    """A trainable model. ``predict_proba`` returns shape (rows, len(schema.classes))."""
+    """A trainable model. ``predict_proba`` returns shape (rows, len(schema.classes)).
+
+    ``fit`` may also take ``work: WorkCallback | None = None`` to report how far along it is
+    (see :data:`WorkCallback`); models without it are called without it."""
 
     def fit(
         self, train: Dataset, valid: Dataset | None = None, progress: ProgressCallback | None = None
@@ -56,6 +66,30 @@ class RowModel(Protocol):
     """
 
     def predict_proba_rows(self, rows: Sequence[Sequence[Any]]) -> np.ndarray: ...
+
+
+def fit_model(
+    model: Model,
+    train: Dataset,
+    valid: Dataset | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    work: WorkCallback | None = None,
+) -> None:
+    """``model.fit(train, valid, progress=...)``, with ``work=`` too when ``fit`` accepts it,
+    so models written before the argument existed keep working."""
+    kwargs: dict[str, Any] = {"progress": progress}
+    if work is not None and _accepts(model.fit, "work"):
+        kwargs["work"] = work
+    model.fit(train, valid, **kwargs)
+
+
+def _accepts(func: Callable[..., Any], name: str) -> bool:
+    try:
+        parameters = inspect.signature(func).parameters
+    except (TypeError, ValueError):  # builtins and some C extensions have no signature
+        return False
+    return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 class LoadOptions(BaseModel):

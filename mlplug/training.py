@@ -17,9 +17,10 @@ import numpy as np
 
 from mlplug.dataset import Dataset
 from mlplug.errors import AliasConflictError, DataError
+from mlplug.progress import Progress, artifact_key
 from mlplug.record import CandidateResult, ChampionComparison
 from mlplug.registry import AliasRecord, ModelVersion, Registry
-from mlplug.task import BusinessValue, Metrics, Model, TaskType
+from mlplug.task import BusinessValue, Metrics, Model, TaskType, fit_model
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,8 @@ def fit_candidate(
     task: TaskType, kind: str, train: Dataset, valid: Dataset, params: dict[str, Any]
 ) -> Candidate:
     model = task.create_model(train.schema, params) if kind == "model" else task.create_baseline(train.schema)
-    model.fit(train, valid)
+    with Progress(f"fitting the {task.name} {kind}", artifact_key(task.name, kind, "fit"), "steps") as shown:
+        fit_model(model, train, valid, work=shown.update)
     metrics = task.evaluate(valid, model.predict_proba(valid.X))
     return Candidate(kind, model, dict(params) if kind == "model" else {}, metrics)
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from mlplug.dataset import Dataset
+from mlplug.progress import Progress, artifact_key
+from mlplug.ray_runtime import ray_session
 from mlplug.task import TaskType
 
 log = logging.getLogger(__name__)
@@ -76,24 +78,15 @@ def tune_task(
     """Run ``trials`` ASHA trials over the task's search space; return every trial.
 
     ``fixed`` pins parameters to given values (they are not searched)."""
-    import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
     space = task.search_space()
     cpus = cpus or os.cpu_count() or 1
     started = time.perf_counter()
-    owns_ray = not ray.is_initialized()
-    if owns_ray:
-        ray.init(
-            address=ray_address or os.environ.get("MLPLUG_RAY_ADDRESS") or None,
-            num_cpus=None if ray_address else cpus,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-            logging_level=logging.WARNING,
-        )
-    try:
+    address = ray_address or os.environ.get("MLPLUG_RAY_ADDRESS") or None
+    shown = Progress(f"tuning {task.name}", artifact_key(task.name, "tuning"), "trials")
+    with ray_session(address=address, cpus=cpus), shown:
         trainable = tune.with_resources(
             tune.with_parameters(_trainable, task=task, train=train, valid=valid), {"cpu": 1}
         )
@@ -120,12 +113,10 @@ def tune_task(
                 storage_path=str(workdir.resolve()),
                 verbose=0,
                 log_to_file=True,
+                callbacks=[trial_progress(shown, trials)],
             ),
         )
         grid = tuner.fit()
-    finally:
-        if owns_ray:
-            ray.shutdown()
     records = [_trial(r, space.max_steps) for r in grid]
     scored = [t for t in records if t.score is not None and math.isfinite(t.score)]
     if not scored:
@@ -138,6 +129,42 @@ def tune_task(
         trials=records,
         seconds=time.perf_counter() - started,
     )
+
+
+def trial_progress(shown: Progress, trials: int) -> Any:
+    """A Ray Tune callback that shows trials done out of ``trials`` and the best score so far."""
+    from ray.tune import Callback
+
+    class TrialProgress(Callback):
+        def __init__(self) -> None:
+            self.done = 0
+            self.best: float | None = None
+
+        def on_trial_result(
+            self, iteration: int, trials: list[Any], trial: Any, result: dict, **info: Any
+        ) -> None:
+            score = result.get("score")
+            if (
+                isinstance(score, int | float)
+                and math.isfinite(score)
+                and (self.best is None or score > self.best)
+            ):
+                self.best = float(score)
+                self._show()
+
+        def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            self.done += 1
+            self._show()
+
+        def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            self.done += 1
+            self._show()
+
+        def _show(self) -> None:
+            best = f"best validation score {self.best:.4f}" if self.best is not None else ""
+            shown.update(self.done, trials, best)
+
+    return TrialProgress()
 
 
 def _trial(result: Any, max_steps: int) -> Trial:

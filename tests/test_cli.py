@@ -71,6 +71,20 @@ def test_models_list_show_promote(registry: Registry) -> None:
     assert latest["version"] == 2
 
 
+def test_models_list_columns_line_up(registry: Registry) -> None:
+    runner.invoke(app, ["models", "promote", "toy", "1"])
+    lines = runner.invoke(app, ["models", "list", "toy"]).output.rstrip("\n").splitlines()
+    header, rows = lines[0], lines[1:]
+    created = [mv.created_at for mv in registry.versions("toy")]
+    for row, stamp in zip(rows, created, strict=True):
+        # Each value starts where its heading does: the timestamp under "created", the kind
+        # under "kind", the metric under "metric".
+        assert row.index(stamp) == header.index("created"), (header, row)
+        assert row.index("model") == header.index("kind"), (header, row)
+        assert row.index("accuracy") == header.index("metric"), (header, row)
+    assert rows[0].endswith("<- champion") and not rows[1].endswith(" ")
+
+
 def test_promoting_a_missing_version_fails_and_keeps_alias(registry: Registry) -> None:
     runner.invoke(app, ["models", "promote", "toy", "1"])
     out = runner.invoke(app, ["models", "promote", "toy", "9"])

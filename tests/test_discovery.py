@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.installs import pip_install_target
+
 MLPLUG = str(Path(sys.executable).with_name("mlplug"))
 
 GOOD = """
@@ -72,23 +74,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("mlplug-echo", "mlplug_echo", GOOD),
         ("mlplug-broken", "mlplug_broken", BROKEN),
     ]:
-        src = _make_dist(root, dist, module, source)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--no-deps",
-                "--no-build-isolation",
-                "--target",
-                str(target),
-                str(src),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        pip_install_target(target, _make_dist(root, dist, module, source))
     return target
 
 

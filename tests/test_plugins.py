@@ -117,6 +117,22 @@ def test_hook_implementation_without_a_spec_is_skipped(mlplug_plugins, caplog) -
     assert "typo" in caplog.text
 
 
+def test_unknown_hook_suggests_the_closest_real_one(mlplug_plugins) -> None:
+    class Typos:
+        @mlplug.hookimpl
+        def register_task(self, register):  # one letter short of register_tasks
+            pass
+
+        @mlplug.hookimpl
+        def frobnicate(self):  # like nothing mlplug calls
+            pass
+
+    assert mlplug_plugins.add(Typos(), "typos") is None
+    reason = mlplug_plugins.skipped[-1].reason
+    assert "'register_task' (did you mean 'register_tasks'?)" in reason
+    assert "'frobnicate'" in reason and "'frobnicate' (did you mean" not in reason
+
+
 def test_api_version_fence(mlplug_plugins) -> None:
     future = SimpleNamespace(MLPLUG_API_VERSION="2.0", __name__="future")
     current = SimpleNamespace(MLPLUG_API_VERSION="1", __name__="current")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import MutableMapping
 
 import typer
 
-from mlplug.cli import deploy, k8s, models, plugins, report, run, serve, task_commands
+from mlplug.cli import deploy, k8s, models, plugins, report, run, scaffold, serve, task_commands
 from mlplug.errors import MlplugError
+from mlplug.settings import get_settings
 
 app = typer.Typer(
     name="mlplug",
@@ -70,16 +72,31 @@ app.command("deploy")(deploy.deploy)
 app.command("report")(report.report)
 app.command("doctor")(report.doctor)
 app.command("serve")(serve.serve)
+app.command("new-plugin")(scaffold.new_plugin_command)
 app.command("loadtest")(serve.loadtest)
 app.add_typer(models.app, name="models")
 app.add_typer(models.datasets_app, name="datasets")
 app.add_typer(k8s.app, name="k8s")
 
 
+def keep_embedded_prefect_under_home(environ: MutableMapping[str, str]) -> None:
+    """Without PREFECT_API_URL in the environment, Prefect may start a temporary local server
+    for a run; its SQLite database then goes to ``<MLPLUG_HOME>/prefect/`` with the rest of
+    mlplug's state, not to ``~/.prefect``. A database URL set in the environment wins; a
+    Prefect profile that names an API server means no temporary server, so no database."""
+    chosen = ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
+    if environ.get("PREFECT_API_URL") or any(name in environ for name in chosen):
+        return
+    folder = get_settings().home / "prefect"
+    folder.mkdir(parents=True, exist_ok=True)
+    environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{folder / 'prefect.db'}"
+
+
 def main() -> None:
     # Without PREFECT_API_URL, Prefect starts a temporary local API; on a busy laptop it can
     # take longer than Prefect's 20 s default to come up.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    keep_embedded_prefect_under_home(os.environ)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         app()

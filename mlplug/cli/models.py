@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 import typer
 
+from mlplug.cli.table import render_table
 from mlplug.plugins import get_plugins
 from mlplug.registry import CHAMPION
 from mlplug.runtime import open_registry
@@ -31,13 +32,21 @@ def list_models(task: str, store: str | None = STORE) -> None:
     if not versions:
         typer.echo(f"no model versions of {task} in {registry.store.url}")
         return
-    typer.echo(f"{'version':>7}  {'created':<24} {'kind':<9} {'metric':<14} {'score':>8}  dataset")
-    for mv in versions:
-        mark = "  <- champion" if champion and champion.version == mv.version else ""
-        typer.echo(
-            f"{mv.version:>7}  {mv.created_at:<24} {mv.kind:<9} {mv.primary_metric:<14} "
-            f"{mv.score:>8.4f}  {mv.dataset_hash[:12]}{mark}"
+    header = ("version", "created", "kind", "metric", "score", "dataset", "")
+    rows = [
+        (
+            str(mv.version),
+            mv.created_at,
+            mv.kind,
+            mv.primary_metric,
+            f"{mv.score:.4f}",
+            mv.dataset_hash[:12],
+            "<- champion" if champion and champion.version == mv.version else "",
         )
+        for mv in versions
+    ]
+    for line in render_table(header, rows, right=(0, 4)):
+        typer.echo(line)
 
 
 @app.command("show")

@@ -22,6 +22,7 @@ from mlplug.monitoring.drift import DriftResult, DriftThresholds, compare
 from mlplug.monitoring.features import monitored_columns, monitoring_frame
 from mlplug.monitoring.profiles import list_profiles, read_merged
 from mlplug.monitoring.whylogs_compat import Profile
+from mlplug.progress import Progress, artifact_key
 from mlplug.registry import ModelVersion, Registry
 from mlplug.schema import Schema
 from mlplug.task import Model, TaskType
@@ -57,7 +58,9 @@ def stored_traffic(
     end = now or datetime.now(UTC)
     start = end - timedelta(hours=hours)
     refs = list_profiles(registry.store, version.task, version.version, since=start, until=end)
-    merged = read_merged(registry.store, [r.key for r in refs])
+    title = f"merging {version.task} v{version.version} traffic profiles"
+    with Progress(title, artifact_key(version.task, "profiles"), "profiles") as shown:
+        merged = read_merged(registry.store, [r.key for r in refs], progress=shown.update)
     where = registry.store.uri(layout.profiles(version.task, version.version))
     return Traffic(merged or Profile.empty(), len(refs), start, end, f"{len(refs)} profiles in {where}")
 

@@ -56,11 +56,16 @@ def list_profiles(
     return sorted(refs, key=lambda r: r.at)
 
 
-def read_merged(store: Store, keys: Sequence[str]) -> Profile | None:
+def read_merged(
+    store: Store, keys: Sequence[str], progress: Callable[[int, int], None] | None = None
+) -> Profile | None:
+    """The profiles at ``keys`` merged into one; ``progress(done, total)`` after each."""
     merged: Profile | None = None
-    for key in keys:
+    for done, key in enumerate(keys, start=1):
         profile = Profile.from_bytes(store.get(key))
         merged = profile if merged is None else merged.merge(profile)
+        if progress is not None:
+            progress(done, len(keys))
     return merged
 
 

@@ -24,6 +24,7 @@ from mlplug.registry import Registry
 from mlplug.runtime import open_registry
 from mlplug.serving.auth import SECURITY_SCHEMES, ApiKeys
 from mlplug.serving.config import ServeSettings, get_serve_settings
+from mlplug.serving.docs import add_docs
 from mlplug.serving.errors import install_error_handlers
 from mlplug.serving.hotpath import PredictLane
 from mlplug.serving.lifecycle import Lifecycle
@@ -109,9 +110,12 @@ def create_app(
         # FastAPI's OpenTelemetry hooks look up providers on every request; Prometheus
         # covers metrics, so they are opt-in (MLPLUG_OTEL=true).
         telemetry=None if settings.otel else _TELEMETRY_OFF,
+        docs_url=None,  # served by add_docs from the package: FastAPI's pages need a CDN
+        redoc_url=None,
     )
     app.state.serving = state
     add_routes(app, state)
+    add_docs(app)
     install_error_handlers(app)
     # Added innermost first: the predict lane sits behind the body cap, and metrics wrap both,
     # so that 413s are counted too.

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlplug.dataset import Dataset
 from mlplug.schema import Schema
-from mlplug.task import ProgressCallback
+from mlplug.task import ProgressCallback, WorkCallback
 from mlplug_convqa.loader import texts_of
 from mlplug_convqa.metrics import macro_f1
 from mlplug_convqa.saved import ConvQAModelError, manifest_schema, read_manifest, write_manifest
@@ -336,8 +336,14 @@ class TransformerClassifier:
     # -- Model protocol ------------------------------------------------------------------
 
     def fit(
-        self, train: Dataset, valid: Dataset | None = None, progress: ProgressCallback | None = None
+        self,
+        train: Dataset,
+        valid: Dataset | None = None,
+        progress: ProgressCallback | None = None,
+        work: WorkCallback | None = None,
     ) -> None:
+        """Fine-tune; ``progress(epoch, validation macro-F1)`` after each epoch and
+        ``work(step, total steps, "epoch e/E")`` after each optimiser step."""
         import torch
         from transformers import get_linear_schedule_with_warmup
 
@@ -371,6 +377,7 @@ class TransformerClassifier:
         scheduler = get_linear_schedule_with_warmup(optimizer, int(p.warmup_ratio * total), total)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         best_score, best_state = -1.0, None
+        steps_done = 0
         self.history = []
         for epoch in range(1, p.epochs + 1):
             started = time.perf_counter()
@@ -386,6 +393,9 @@ class TransformerClassifier:
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 losses.append(float(loss.detach()))
+                steps_done += 1
+                if work is not None:
+                    work(steps_done, total, f"epoch {epoch}/{p.epochs}")
             pred = self._proba_encoded(score_enc).argmax(axis=1)
             score = macro_f1(score_y, pred, len(self.schema.classes))
             self.history.append(

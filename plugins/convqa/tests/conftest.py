@@ -9,7 +9,7 @@ import pytest
 from mlplug_convqa import ConvQATask
 
 from mlplug.dataset import Dataset
-from mlplug.task import Model
+from mlplug.task import Model, fit_model
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -47,12 +47,21 @@ class Fitted:
     model: Model
     #: (step, validation macro-F1) pairs the model reported while fitting
     progress: list[tuple[int, float]]
+    #: (done, total, detail) work reports, from models whose fit takes ``work``
+    work: list[tuple[int, int, str]]
 
 
 def fit(model: Model, train: Dataset, valid: Dataset | None) -> Fitted:
     calls: list[tuple[int, float]] = []
-    model.fit(train, valid, progress=lambda step, score: calls.append((step, score)))
-    return Fitted(model, calls)
+    work: list[tuple[int, int, str]] = []
+    fit_model(
+        model,
+        train,
+        valid,
+        progress=lambda step, score: calls.append((step, score)),
+        work=lambda done, total, detail: work.append((done, total, detail)),
+    )
+    return Fitted(model, calls, work)
 
 
 @pytest.fixture(scope="session")

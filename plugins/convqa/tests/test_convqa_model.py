@@ -26,6 +26,14 @@ def test_progress_is_reported_once_per_epoch(tiny, tiny_params) -> None:
     assert [h["epoch"] for h in tiny.model.history] == steps
 
 
+def test_fine_tuning_reports_each_optimiser_step_with_its_epoch(tiny, tiny_params, train_data) -> None:
+    epochs, batch = tiny_params["epochs"], tiny_params["batch_size"]
+    total = epochs * -(-len(train_data) // batch)
+    assert [done for done, _, _ in tiny.work] == list(range(1, total + 1))
+    assert {t for _, t, _ in tiny.work} == {total}
+    assert tiny.work[0][2] == f"epoch 1/{epochs}" and tiny.work[-1][2] == f"epoch {epochs}/{epochs}"
+
+
 def test_predict_proba_shape_order_and_dtype(tiny, holdout) -> None:
     proba = tiny.model.predict_proba(holdout.X)
     assert proba.shape == (len(holdout), len(holdout.schema.classes))

@@ -276,7 +276,9 @@ class CompiledTrees:
                 for row in rows:
                     row[position] = values[int(rng.integers(len(values)))]
                 continue
-            borders = np.asarray(info.get(position, info.get(str(position), [0.0])), dtype=np.float64)
+            borders = np.asarray(info.get(position, info.get(str(position), [])), dtype=np.float64)
+            if borders.size == 0:  # a feature no tree splits on (constant in a small sample)
+                borders = np.zeros(1)
             picks = rng.choice(borders, size=n) + rng.choice([-1e-3, 0.0, 1e-3], size=n)
             picks[rng.random(n) < 0.05] = np.nan
             for row, value in zip(rows, picks, strict=True):

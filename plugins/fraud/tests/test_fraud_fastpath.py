@@ -129,3 +129,15 @@ def test_the_fast_path_is_faster_than_catboost(
     assert best(lambda: compiled.predict_proba(rows)) < best(
         lambda: inner.predict_proba(rows, thread_count=1)
     )
+
+
+def test_a_feature_no_tree_splits_on_still_compiles(task: FraudTask, splits: Splits) -> None:
+    # A column that is constant in training gets no borders; compiling (on the first served
+    # request) used to fail on it with "a cannot be empty", so every request failed.
+    train = splits.train.subset(np.arange(600))
+    train.frame["txn_velocity_1h"] = 1.0
+    model = task.create_model(train.schema, {**FAST_PARAMS, "iterations": 20})
+    model.fit(train)
+    assert isinstance(model._fast_path(), CompiledTrees)
+    rows = rows_of(splits, 5)
+    np.testing.assert_allclose(model.predict_proba_rows(rows), model.predict_proba(splits.test.X.iloc[:5]))
