@@ -78,8 +78,8 @@ def test_train_runs_in_the_job_the_kubernetes_pool_renders(prefect_api, s3_serve
         monkeypatch.setenv(key, value)
     registry = Registry(open_store(store))
     assert [v.version for v in registry.versions("fraud")] == [1]
-    # Where the run wrote: Ray's token in HOME, its session under /tmp, Prefect and Ray Tune in
+    # Where the run wrote: Ray's token in HOME; Prefect, Ray's session and Ray Tune in
     # MLPLUG_HOME; the model went to the store, not to the pod's disk.
     assert ".ray/auth_token" in pod.written[HOME_DIR]
-    assert any(path.startswith("ray/session_") for path in pod.written["/tmp"])
+    assert any(path.startswith("ray/") for path in pod.written[STATE_DIR]), pod.written
     assert "prefect" in pod.written[STATE_DIR] and "store" not in pod.written[STATE_DIR]
