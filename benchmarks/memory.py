@@ -9,19 +9,28 @@ import psutil
 
 
 class PeakMemory:
-    """Samples the RSS of the process tree every ``interval`` seconds in a thread."""
+    """Samples the RSS of a process tree (by default this process's) every ``interval``
+    seconds in a thread."""
 
-    def __init__(self, interval: float = 0.2) -> None:
+    def __init__(self, interval: float = 0.2, pid: int | None = None) -> None:
         self.interval = interval
+        self.pid = pid
         self.peak_bytes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        me = psutil.Process()
+        try:
+            me = psutil.Process(self.pid)
+        except psutil.Error:  # already gone
+            return
         while not self._stop.is_set():
+            try:
+                tree = [me, *me.children(recursive=True)]
+            except psutil.Error:  # the root exited
+                return
             total = 0
-            for proc in [me, *me.children(recursive=True)]:
+            for proc in tree:
                 with contextlib.suppress(psutil.Error):  # a child may exit between calls
                     total += proc.memory_info().rss
             self.peak_bytes = max(self.peak_bytes, total)
@@ -34,6 +43,10 @@ class PeakMemory:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+    @property
+    def peak_mib(self) -> float:
+        return self.peak_bytes / 2**20
 
     @property
     def peak_gib(self) -> float:
