@@ -355,3 +355,12 @@ def test_a_window_of_only_bad_profiles_says_so(trained) -> None:
     )
     html = registry.store.get(out["report"].split(registry.store.uri(""))[-1]).decode()
     assert "no profile was usable, so there is nothing to compare" in html and out["alarm"] in html
+
+    from typer.testing import CliRunner
+
+    from mlplug.cli import app
+
+    printed = CliRunner().invoke(app, ["monitor", "toy", "--hours", "1", "--no-emit"])
+    assert printed.exit_code == 0, printed.output
+    assert f"skipped profile {keys['empty']}: empty file (0 bytes)" in printed.output
+    assert "no usable traffic: all 4 profiles" in printed.output
