@@ -77,7 +77,7 @@ def main() -> None:
         size = sum(f.stat().st_size for f in Path(tmp).rglob("*.profile"))
 
         t = time.perf_counter()
-        window = stored_traffic(registry, version, hours=24)
+        window = stored_traffic(task, registry, version, hours=24)
         merge_seconds = time.perf_counter() - t
         t = time.perf_counter()
         result = check(task, version, ref_profile, window, DriftThresholds())

@@ -45,7 +45,7 @@ def gather_traffic(
     task_type: TaskType, registry: Registry, version: ModelVersion, p: MonitorParameters
 ) -> check.Traffic:
     if not p.data and p.rows <= 0:
-        return check.stored_traffic(registry, version, p.hours)
+        return check.stored_traffic(task_type, registry, version, p.hours)
     loaded = load_version(task_type, registry, version.version)
     if p.data:
         dataset = task_type.load(p.data, parse_options(task_type, p.options))
@@ -85,7 +85,12 @@ def monitor(task: str, **parameters: Any) -> dict[str, Any] | State:
     mv = registry.model(task, p.version)
     reference = check.reference(registry, mv)
     traffic = gather_traffic(task_type, registry, mv, p)
-    log.info("%s v%d: %d rows of traffic from %s", task, mv.version, traffic.profile.rows(), traffic.source)
+    log.info(
+        "%s v%d: %d rows of traffic profiled (of %d answered) from %s",
+        task, mv.version, traffic.profile.rows(), traffic.seen_rows, traffic.source,
+    )  # fmt: skip
+    for skipped in traffic.skipped:
+        log.warning("skipped traffic profile %s: %s", registry.store.uri(skipped.key), skipped.reason)
     result = check.check(task_type, mv, reference, traffic, thresholds)
     log.info("%s v%d: %s", task, mv.version, result.decision)
     earlier = check.recent_alarm(registry, result, p.cooldown_hours) if result.drifted else None
@@ -94,7 +99,12 @@ def monitor(task: str, **parameters: Any) -> dict[str, Any] | State:
     report_uri = registry.store.uri(f"{prefix}/{layout.REPORT}")
 
     event_id, alarm = None, "no drift: nothing to do"
-    if result.current_rows == 0:
+    if result.current_rows == 0 and traffic.skipped and not traffic.profiles:
+        alarm = (
+            f"no usable traffic: all {len(traffic.skipped)} profiles of the last {p.hours:g} h were skipped "
+            f"(unreadable or of another schema; see skipped_profiles in {layout.DRIFT}); nothing to compare"
+        )
+    elif result.current_rows == 0:
         alarm = f"no traffic: no rows in the last {p.hours:g} h ({traffic.source}); nothing to compare"
     elif not result.drifted and result.current_rows < thresholds.min_rows:
         alarm = "no decision: too little traffic; nothing to do"
@@ -129,7 +139,10 @@ def monitor(task: str, **parameters: Any) -> dict[str, Any] | State:
         "decision": result.decision,
         "share": round(result.share, 4),
         "rows": result.current_rows,
+        "seen_rows": result.seen_rows,
         "profiles": result.profiles,
+        "skipped_profiles": [{"key": s.key, "reason": s.reason} for s in result.skipped_profiles],
+        "out_of_range": _out_of_range(result),
         "source": traffic.source,
         "drifted_columns": [c.name for c in result.drifted_inputs],
         "report": report_uri,
@@ -137,6 +150,14 @@ def monitor(task: str, **parameters: Any) -> dict[str, Any] | State:
         "event": event_id,
         "alarm": alarm,
         "store": registry.store.url,
+    }
+
+
+def _out_of_range(result: DriftResult) -> dict[str, dict[str, int]]:
+    """Per column, the infinite and extreme values the window's traffic held."""
+    return {
+        c.name: {"non_finite": c.current_non_finite, "extreme": c.current_extreme}
+        for c in result.out_of_range
     }
 
 
@@ -173,6 +194,10 @@ def emit_drift_event(result: DriftResult, report_uri: str) -> str | None:
             # The traffic window; a refit trigger may pass it on (`since`, `until`).
             "window_start": result.window_start,
             "window_end": result.window_end,
+            # Rows answered and profiled; values beyond the profiles' range, per column.
+            "rows": str(result.current_rows),
+            "seen_rows": str(result.seen_rows),
+            "out_of_range": _out_of_range(result),
         },
     )
     if event is None:

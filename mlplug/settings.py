@@ -40,8 +40,11 @@ class Settings(BaseSettings):
     profile_flush_seconds: float = Field(default=60.0, gt=0)
     #: Buffered rows that make a server write a profile before the interval is up.
     profile_max_rows: int = Field(default=50_000, ge=1)
-    #: Share of answered requests a server profiles; lower it when profiling every request
-    #: costs too much CPU (drift compares shares, so a uniform sample does not bias it).
+    #: Rows per second a server profiles in full; above it, a uniform sample of about this
+    #: many rows per second (``mlplug.monitoring.sampling``). 0 profiles every row.
+    profile_rate: float = Field(default=200.0, ge=0)
+    #: A fixed share of answered requests a server profiles, on top of ``profile_rate``
+    #: (drift compares shares, so a uniform sample does not bias it).
     profile_sample: float = Field(default=1.0, gt=0, le=1)
 
     @field_validator("home")

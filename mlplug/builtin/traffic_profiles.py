@@ -4,13 +4,14 @@ The ``profiles`` traffic observer feeds each answered ``/predict`` batch into a
 :class:`~mlplug.monitoring.profiles.ProfileWriter`, which writes one whylogs profile per
 model version every ``MLPLUG_PROFILE_FLUSH_SECONDS`` (sooner once
 ``MLPLUG_PROFILE_MAX_ROWS`` rows wait) and at shutdown, under
-``<task>/profiles/<version>/``. ``MLPLUG_MONITORING=false`` keeps it out of the server.
+``<task>/profiles/<version>/``. Above ``MLPLUG_PROFILE_RATE`` rows per second it profiles a
+uniform sample (:mod:`mlplug.monitoring.sampling`) and counts the rest as seen.
+``MLPLUG_MONITORING=false`` keeps it out of the server.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from mlplug.settings import get_settings
 
 if TYPE_CHECKING:
     from mlplug.monitoring.profiles import ProfileWriter
+    from mlplug.monitoring.sampling import AdaptiveSampler
     from mlplug.serving.observe import ServingContext, TrafficBatch, TrafficObserverFactory
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ def profile_observer(context: ServingContext) -> ProfileObserver | None:
         return None
     # Imported here: loading plugins must not pull in the monitoring package.
     from mlplug.monitoring.profiles import ProfileWriter
+    from mlplug.monitoring.sampling import AdaptiveSampler
     from mlplug.monitoring.whylogs_compat import preload
     from mlplug.registry import Registry
     from mlplug.schema import Schema
@@ -65,7 +68,13 @@ def profile_observer(context: ServingContext) -> ProfileObserver | None:
         max_rows=settings.profile_max_rows,
         schema_of=schema_of,
     )
-    return ProfileObserver(writer, sample=settings.profile_sample)
+    sampler = AdaptiveSampler(settings.profile_rate, settings.profile_sample)
+    log.info(
+        "traffic profiles: every request up to %g rows/s, a uniform sample above (share %g)",
+        settings.profile_rate,
+        settings.profile_sample,
+    )
+    return ProfileObserver(writer, sampler=sampler)
 
 
 class ProfileObserver:
@@ -77,11 +86,15 @@ class ProfileObserver:
     never started, has no thread.
     """
 
-    def __init__(self, writer: ProfileWriter, tick: float = TICK_SECONDS, sample: float = 1.0) -> None:
+    def __init__(
+        self, writer: ProfileWriter, tick: float = TICK_SECONDS, sampler: AdaptiveSampler | None = None
+    ) -> None:
+        from mlplug.monitoring.sampling import AdaptiveSampler
+
         self.writer = writer
         self.tick = tick
-        self.sample = sample
-        self._random = random.Random()
+        #: Without one, every request is profiled.
+        self.sampler = sampler or AdaptiveSampler(rate=0)
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
 
@@ -89,9 +102,10 @@ class ProfileObserver:
         if self._timer is None and not self._stop.is_set():  # only the observer thread calls this
             self._timer = threading.Thread(target=self._run, name="mlplug-profile-flush", daemon=True)
             self._timer.start()
-        if self.sample < 1.0 and self._random.random() >= self.sample:
-            return
-        self.writer.add(batch.version, batch.features, batch.rows, batch.proba, batch.predictions)
+        if self.sampler.keep(len(batch.rows)):
+            self.writer.add(batch.version, batch.features, batch.rows, batch.proba, batch.predictions)
+        else:
+            self.writer.skip(batch.version, batch.features, len(batch.rows))
 
     def close(self) -> None:
         self._stop.set()

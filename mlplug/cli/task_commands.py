@@ -193,7 +193,11 @@ def _print_monitor(out: dict[str, Any]) -> None:
     if out.get("version") is None:
         typer.echo(f"{out['task']}: {out['alarm']}")
         return
-    typer.echo(f"{out['task']} v{out['version']}: {out['rows']} rows from {out['source']}")
+    seen = out.get("seen_rows")
+    answered = f" (of {seen} answered)" if seen is not None and seen != out["rows"] else ""
+    typer.echo(f"{out['task']} v{out['version']}: {out['rows']} rows{answered} from {out['source']}")
+    for skipped in out.get("skipped_profiles", []):
+        typer.secho(f"  skipped profile {skipped['key']}: {skipped['reason']}", fg="yellow")
     typer.secho(f"  {out['decision']}", fg="red" if out["drifted"] else "green")
     typer.echo(f"  {out['alarm']}")
     typer.echo(f"  report: {out['report']}")

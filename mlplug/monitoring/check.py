@@ -20,8 +20,8 @@ from mlplug.dataset import Dataset
 from mlplug.errors import MlplugError, NotFoundError
 from mlplug.monitoring.drift import DriftResult, DriftThresholds, compare
 from mlplug.monitoring.features import monitored_columns, monitoring_frame
-from mlplug.monitoring.profiles import list_profiles, read_merged
-from mlplug.monitoring.whylogs_compat import Profile
+from mlplug.monitoring.profiles import SkippedProfile, list_profiles, merge_valid
+from mlplug.monitoring.whylogs_compat import Profile, ProfileError
 from mlplug.progress import Progress, artifact_key
 from mlplug.registry import ModelVersion, Registry
 from mlplug.schema import Schema
@@ -36,33 +36,56 @@ class Traffic:
     start: datetime
     end: datetime
     source: str
+    #: Profiles of the window left out (unreadable, or of another schema), with the reason.
+    skipped: tuple[SkippedProfile, ...] = ()
+
+    @property
+    def seen_rows(self) -> int:
+        """Rows answered in the window; ``profile.rows()`` of them were profiled."""
+        return self.profile.seen_rows()
 
 
 def reference(registry: Registry, version: ModelVersion) -> Profile:
+    key = layout.model_file(version.task, version.version, layout.REFERENCE_PROFILE)
     try:
         return Profile.from_bytes(registry.artifact(version.task, version.version, layout.REFERENCE_PROFILE))
     except NotFoundError:
-        key = layout.model_file(version.task, version.version, layout.REFERENCE_PROFILE)
         raise MlplugError(
             f"{version.task} v{version.version} has no reference profile ({registry.store.uri(key)}): "
             "it was registered before monitoring existed; train a new version to monitor it"
         ) from None
+    except ProfileError as exc:
+        raise MlplugError(
+            f"{version.task} v{version.version}: the reference profile {registry.store.uri(key)} is damaged "
+            f"({exc}); train a new version to monitor it"
+        ) from None
 
 
 def stored_traffic(
-    registry: Registry, version: ModelVersion, hours: float, now: datetime | None = None
+    task_type: TaskType,
+    registry: Registry,
+    version: ModelVersion,
+    hours: float,
+    now: datetime | None = None,
 ) -> Traffic:
-    """Merge the version's traffic profiles flushed in the last ``hours`` hours."""
+    """Merge the version's traffic profiles flushed in the last ``hours`` hours that are
+    readable and hold the version's monitored columns; the others are skipped and named in
+    ``Traffic.skipped``."""
     if hours <= 0:
         raise MlplugError(f"hours must be positive, got {hours}")
     end = now or datetime.now(UTC)
     start = end - timedelta(hours=hours)
     refs = list_profiles(registry.store, version.task, version.version, since=start, until=end)
     title = f"merging {version.task} v{version.version} traffic profiles"
+    columns = monitored_columns(task_type, Schema.from_dict(version.schema))
     with Progress(title, artifact_key(version.task, "profiles"), "profiles") as shown:
-        merged = read_merged(registry.store, [r.key for r in refs], progress=shown.update)
+        merged = merge_valid(registry.store, [r.key for r in refs], columns, progress=shown.update)
     where = registry.store.uri(layout.profiles(version.task, version.version))
-    return Traffic(merged or Profile.empty(), len(refs), start, end, f"{len(refs)} profiles in {where}")
+    source = f"{len(merged.merged)} profiles in {where}"
+    if merged.skipped:
+        source += f" ({len(merged.skipped)} of {len(refs)} skipped)"
+    profile = merged.profile or Profile.empty()
+    return Traffic(profile, len(merged.merged), start, end, source, tuple(merged.skipped))
 
 
 def scored_traffic(task_type: TaskType, version: ModelVersion, model: Model, data: Dataset) -> Traffic:
@@ -91,6 +114,8 @@ def check(
         profiles=traffic.profiles,
         window=(traffic.start, traffic.end),
         thresholds=thresholds,
+        seen_rows=traffic.seen_rows,
+        skipped_profiles=traffic.skipped,
     )
 
 

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
+from mlplug.monitoring.bounds import EXTREME, OutOfRange
 from mlplug.monitoring.features import MonitoredColumn
+from mlplug.monitoring.profiles import SkippedProfile
 from mlplug.monitoring.whylogs_compat import CategoricalSketch, NumericSketch, Profile
 
 NO_DRIFT, POSSIBLE_DRIFT, DRIFT, UNKNOWN = "NO_DRIFT", "POSSIBLE_DRIFT", "DRIFT", "UNKNOWN"
@@ -83,6 +86,16 @@ class ColumnDrift:
     #: Distance two samples of these sizes from one distribution typically show.
     noise: float | None = None
     note: str = ""
+    #: Infinities, and finite values beyond ``±EXTREME``, counted (and clipped) when the
+    #: rows were profiled: evidence that the data changed even where the score barely moves.
+    reference_non_finite: int = 0
+    current_non_finite: int = 0
+    reference_extreme: int = 0
+    current_extreme: int = 0
+
+    @property
+    def current_out_of_range(self) -> int:
+        return self.current_non_finite + self.current_extreme
 
 
 @dataclass
@@ -99,6 +112,16 @@ class DriftResult:
     decision: str
     thresholds: DriftThresholds = field(default_factory=DriftThresholds)
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    #: Rows the servers answered in the window; ``current_rows`` of them were profiled (a
+    #: server samples above ``MLPLUG_PROFILE_RATE`` rows per second). ``None``: not known.
+    seen_rows: int | None = None
+    #: Profiles of the window left out of the merge (unreadable, or of another schema).
+    skipped_profiles: list[SkippedProfile] = field(default_factory=list)
+
+    @property
+    def out_of_range(self) -> list[ColumnDrift]:
+        """Columns whose traffic held infinities or extreme values."""
+        return [c for c in self.columns if c.current_out_of_range]
 
     @property
     def inputs(self) -> list[ColumnDrift]:
@@ -114,17 +137,21 @@ class DriftResult:
         return len(self.drifted_inputs) / len(scored) if scored else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON: the open ends of numeric bins become the strings ``-inf``/``inf``."""
+        """Strict JSON (``json.dumps(..., allow_nan=False)`` never fails): the open ends of
+        numeric bins become the strings ``-inf``/``inf``; any other number that is not finite
+        becomes ``null``."""
         data = {**asdict(self), "share": self.share}
         for col in data["columns"]:
             dist = col["distribution"]
             if dist and dist["edges"]:
                 dist["edges"] = [e if math.isfinite(e) else str(e) for e in dist["edges"]]
-        return data
+        return _finite_or_none(data)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DriftResult:
-        fields = {k: v for k, v in data.items() if k not in ("share", "columns", "thresholds")}
+        skipped = [SkippedProfile(**s) for s in data.get("skipped_profiles", [])]
+        ignored = ("share", "columns", "thresholds", "skipped_profiles")
+        fields = {k: v for k, v in data.items() if k not in ignored}
         columns = []
         for col in data["columns"]:
             dist = dict(col["distribution"]) if col.get("distribution") else None
@@ -132,7 +159,22 @@ class DriftResult:
                 dist["edges"] = [float(e) for e in dist["edges"]]
             rest = {k: v for k, v in col.items() if k != "distribution"}
             columns.append(ColumnDrift(**rest, distribution=Distribution(**dist) if dist else None))
-        return cls(**fields, columns=columns, thresholds=DriftThresholds(**data["thresholds"]))
+        return cls(
+            **fields,
+            columns=columns,
+            thresholds=DriftThresholds(**data["thresholds"]),
+            skipped_profiles=skipped,
+        )
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value
 
 
 def hellinger(p: np.ndarray, q: np.ndarray) -> float:
@@ -150,7 +192,11 @@ def sampling_noise(bins: int, n_reference: int, n_current: int) -> float:
 
 
 def score_column(
-    column: MonitoredColumn, reference: Profile, current: Profile, thresholds: DriftThresholds
+    column: MonitoredColumn,
+    reference: Profile,
+    current: Profile,
+    thresholds: DriftThresholds,
+    out_of_range: tuple[OutOfRange, OutOfRange] = (OutOfRange(), OutOfRange()),
 ) -> ColumnDrift:
     ref, cur = reference.sketch(column.name, column.kind), current.sketch(column.name, column.kind)
     result = ColumnDrift(
@@ -163,6 +209,10 @@ def score_column(
         current_rows=cur.rows if cur else 0,
         reference_missing=_missing_share(ref),
         current_missing=_missing_share(cur),
+        reference_non_finite=out_of_range[0].non_finite,
+        current_non_finite=out_of_range[1].non_finite,
+        reference_extreme=out_of_range[0].extreme,
+        current_extreme=out_of_range[1].extreme,
     )
     if ref is None or cur is None or ref.rows == 0 or cur.rows == 0:
         result.note = "no reference data" if not (ref and ref.rows) else "no current data"
@@ -196,7 +246,8 @@ def _numeric_distribution(ref: NumericSketch, cur: NumericSketch) -> Distributio
     if ref.empty and cur.empty:
         return None
     source = ref if not ref.empty else cur
-    points = sorted(set(source.quantiles(_QUANTILES)))
+    # Profiles written before values were clipped may hold infinities; bins need finite edges.
+    points = sorted({q for q in source.quantiles(_QUANTILES) if math.isfinite(q)} or {0.0})
     inner = points[1:-1] if len(points) > 2 else points
     ref_mass = _numeric_mass(ref, inner)
     cur_mass = _numeric_mass(cur, inner)
@@ -268,10 +319,22 @@ def compare(
     profiles: int,
     window: tuple[datetime, datetime],
     thresholds: DriftThresholds | None = None,
+    seen_rows: int | None = None,
+    skipped_profiles: Sequence[SkippedProfile] = (),
 ) -> DriftResult:
     """Score every monitored column and decide whether the traffic drifted."""
     thresholds = thresholds or DriftThresholds()
-    scored = [score_column(c, reference, current, thresholds) for c in columns]
+    ref_counts, cur_counts = reference.out_of_range(), current.out_of_range()
+    scored = [
+        score_column(
+            c,
+            reference,
+            current,
+            thresholds,
+            (ref_counts.get(c.name, OutOfRange()), cur_counts.get(c.name, OutOfRange())),
+        )
+        for c in columns
+    ]
     result = DriftResult(
         task=task,
         version=version,
@@ -284,12 +347,31 @@ def compare(
         drifted=False,
         decision="",
         thresholds=thresholds,
+        seen_rows=seen_rows if seen_rows is not None else current.seen_rows(),
+        skipped_profiles=list(skipped_profiles),
     )
     result.drifted, result.decision = decide(result)
     return result
 
 
+def out_of_range_words(result: DriftResult) -> str:
+    """``amount: 2 extreme, 1 infinite; ...`` for the columns whose traffic held such values."""
+    parts = []
+    for c in result.out_of_range:
+        counts = [f"{c.current_extreme} extreme" if c.current_extreme else "",
+                  f"{c.current_non_finite} infinite" if c.current_non_finite else ""]  # fmt: skip
+        parts.append(f"{c.name}: {', '.join(filter(None, counts))}")
+    return "; ".join(parts)
+
+
 def decide(result: DriftResult) -> tuple[bool, str]:
+    drifted, decision = _decide(result)
+    if result.out_of_range:
+        decision += f"; values out of range (beyond ±{EXTREME:g}): {out_of_range_words(result)}"
+    return drifted, decision
+
+
+def _decide(result: DriftResult) -> tuple[bool, str]:
     t = result.thresholds
     if result.current_rows < t.min_rows:
         return False, (

@@ -97,5 +97,3 @@ def monitoring_frame(
 def _empty_frame(schema: Schema) -> pd.DataFrame:
     dtypes = {Role.NUMERIC: float, Role.BOOLEAN: float}
     return pd.DataFrame({c.name: pd.Series([], dtype=dtypes.get(c.role, object)) for c in schema.features})
-
-

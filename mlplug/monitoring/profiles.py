@@ -25,20 +25,41 @@ import numpy as np
 import pandas as pd
 
 from mlplug import layout
-from mlplug.monitoring.features import monitoring_frame
-from mlplug.monitoring.whylogs_compat import Profile, ProfileBuilder
+from mlplug.errors import StoreError
+from mlplug.monitoring.features import MonitoredColumn, monitoring_frame
+from mlplug.monitoring.whylogs_compat import Profile, ProfileBuilder, ProfileError
 from mlplug.schema import Schema
 from mlplug.storage.base import Store
 from mlplug.task import TaskType
 
 log = logging.getLogger(__name__)
 
+#: The value types whylogs may see in a column of each kind (see ``features.py``: numeric
+#: columns are floats, or a plugin's integers; categorical ones strings).
+_TYPES = {"numeric": {"integral", "fractional"}, "categorical": {"string"}}
 
 
 @dataclass(frozen=True)
 class ProfileRef:
     key: str
     at: datetime
+
+
+@dataclass(frozen=True)
+class SkippedProfile:
+    """A profile of the window that was left out of the merge, and why."""
+
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class MergedProfiles:
+    #: ``None`` when no profile could be used.
+    profile: Profile | None
+    #: Keys of the profiles merged, oldest first.
+    merged: list[str]
+    skipped: list[SkippedProfile]
 
 
 def list_profiles(
@@ -59,7 +80,8 @@ def list_profiles(
 def read_merged(
     store: Store, keys: Sequence[str], progress: Callable[[int, int], None] | None = None
 ) -> Profile | None:
-    """The profiles at ``keys`` merged into one; ``progress(done, total)`` after each."""
+    """The profiles at ``keys`` merged into one; ``progress(done, total)`` after each.
+    Raises on the first unreadable profile; :func:`merge_valid` skips it instead."""
     merged: Profile | None = None
     for done, key in enumerate(keys, start=1):
         profile = Profile.from_bytes(store.get(key))
@@ -67,6 +89,66 @@ def read_merged(
         if progress is not None:
             progress(done, len(keys))
     return merged
+
+
+def merge_valid(
+    store: Store,
+    keys: Sequence[str],
+    columns: Sequence[MonitoredColumn],
+    progress: Callable[[int, int], None] | None = None,
+) -> MergedProfiles:
+    """Merge the profiles at ``keys`` that are readable and hold exactly ``columns`` (the
+    version's monitored columns, each with values of its kind); skip and log the others.
+
+    One damaged file must not blind a whole window, and a profile of another schema (a
+    writer that fell back to another version's columns, a file copied from elsewhere) must
+    not be merged: its columns would read as drift. A store that cannot be read at all still
+    raises, so the run retries or fails rather than reporting an empty window.
+    """
+    merged: Profile | None = None
+    used: list[str] = []
+    skipped: list[SkippedProfile] = []
+    for done, key in enumerate(keys, start=1):
+        try:
+            profile = Profile.from_bytes(store.get(key))
+        except ProfileError as exc:
+            skipped.append(SkippedProfile(key, str(exc)))
+        except StoreError:
+            raise
+        else:
+            problem = schema_problem(profile, columns)
+            if problem is not None:
+                skipped.append(SkippedProfile(key, problem))
+            else:
+                merged = profile if merged is None else merged.merge(profile)
+                used.append(key)
+        if skipped and skipped[-1].key == key:
+            log.warning("skipped traffic profile %s: %s", store.uri(key), skipped[-1].reason)
+        if progress is not None:
+            progress(done, len(keys))
+    return MergedProfiles(merged, used, skipped)
+
+
+def schema_problem(profile: Profile, columns: Sequence[MonitoredColumn]) -> str | None:
+    """Why ``profile`` does not hold ``columns`` (missing, extra or of another type), or
+    ``None`` when it does."""
+    expected = {c.name: c.kind for c in columns}
+    present = set(profile.columns)
+    missing = [name for name in expected if name not in present]
+    extra = sorted(present - set(expected))
+    wrong = []
+    for name in (n for n in expected if n in present):
+        types = {t for t, n in profile.column_types(name).items() if n}
+        if types - _TYPES[expected[name]]:
+            wrong.append(f"{name} ({'/'.join(sorted(types))}, expected {expected[name]})")
+    problems = []
+    if missing:
+        problems.append(f"missing columns {', '.join(missing)}")
+    if extra:
+        problems.append(f"columns the version does not have: {', '.join(extra)}")
+    if wrong:
+        problems.append(f"columns of another type: {', '.join(wrong)}")
+    return f"another schema: {'; '.join(problems)}" if problems else None
 
 
 def writer_id() -> str:
@@ -143,11 +225,22 @@ class ProfileWriter:
             buffer.rows.extend(rows)
             buffer.proba.append(np.asarray(proba, dtype=float))
             buffer.predictions.extend(predictions)
+            buffer.seen += len(rows)
             if len(buffer.rows) >= self.chunk_rows:
                 self._track(buffer)
             full = sum(b.total for b in self._buffers.values()) >= self.max_rows
         if full:
             self.flush()
+
+    def skip(self, version: int, features: Sequence[str], rows: int) -> None:
+        """Count ``rows`` answered by ``version`` that were not sampled for profiling: each
+        profile records how many rows its profiled ones were drawn from."""
+        with self._lock:
+            buffer = self._buffers.get(version)
+            if buffer is None:
+                buffer = self._buffers[version] = _Buffer(tuple(features), self._schema(version))
+            buffer.seen += rows
+            buffer.sampled_out += rows
 
     def _schema(self, version: int) -> Schema:
         if self._schema_of is None:
@@ -172,7 +265,7 @@ class ProfileWriter:
         keys = []
         for version, buffer in buffers.items():
             self._track(buffer)
-            if buffer.profile is None or not buffer.tracked:
+            if not buffer.tracked and not buffer.sampled_out:
                 continue
             try:
                 keys.append(self._write(version, buffer))
@@ -198,12 +291,13 @@ class ProfileWriter:
             log.exception("could not profile %d rows of traffic; they are left out", len(rows))
 
     def _write(self, version: int, buffer: _Buffer) -> str:
-        assert buffer.profile is not None
+        # A window whose rows were all sampled out still writes how many there were.
+        profile = buffer.profile or ProfileBuilder()
         # The sequence number keeps two flushes in the same microsecond apart.
         writer = f"{self.writer}_{next(self._sequence)}"
         key = layout.profile(self.task_type.name, version, datetime.now(UTC), writer)
-        self.store.put(key, buffer.profile.build().to_bytes(), if_none_match=True)
-        log.info("wrote traffic profile %s (%d rows)", key, buffer.tracked)
+        self.store.put(key, profile.build(seen_rows=buffer.seen).to_bytes(), if_none_match=True)
+        log.info("wrote traffic profile %s (%d rows, of %d answered)", key, buffer.tracked, buffer.seen)
         return key
 
 
@@ -216,6 +310,9 @@ class _Buffer:
     predictions: list[str] = field(default_factory=list)
     profile: ProfileBuilder | None = None
     tracked: int = 0
+    #: Rows answered, profiled or sampled out.
+    seen: int = 0
+    sampled_out: int = 0
 
     @property
     def total(self) -> int:

@@ -7,6 +7,8 @@ cannot be bypassed, and whylogs (2-3 s to import) is loaded only when profiling 
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -16,7 +18,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlplug.errors import MlplugError
+from mlplug.monitoring.bounds import OutOfRange, add_counts, clip_out_of_range
+
 _lock = threading.Lock()
+#: Profile metadata mlplug writes (whylogs keeps string values and serialises them).
+_OUT_OF_RANGE = "mlplug.out_of_range"
+_SEEN_ROWS = "mlplug.seen_rows"
+
+
+class ProfileError(MlplugError):
+    """Bytes that are not a readable whylogs profile (empty, truncated, garbage)."""
 
 
 @cache
@@ -59,7 +71,11 @@ class NumericSketch:
 
     @property
     def mean(self) -> float | None:
-        return None if self.empty or self._mean is None else float(self._mean)
+        """``None`` when unknown, or when a profile written before values were clipped
+        (see :mod:`mlplug.monitoring.bounds`) holds an overflowed mean."""
+        if self.empty or self._mean is None or not math.isfinite(float(self._mean)):
+            return None
+        return float(self._mean)
 
 
 @dataclass(frozen=True)
@@ -83,23 +99,31 @@ class ProfileBuilder:
         from whylogs.core import DatasetProfile
 
         self._profile = DatasetProfile()
+        self._out_of_range: dict[str, OutOfRange] = {}
 
     def track(self, frame: pd.DataFrame) -> None:
+        frame, counts = clip_out_of_range(frame)
         self._profile.track(pandas=frame)
+        if counts:
+            self._out_of_range = add_counts(self._out_of_range, counts)
 
-    def build(self) -> Profile:
-        return Profile(self._profile.view())
+    def build(self, seen_rows: int | None = None) -> Profile:
+        """The profile so far; ``seen_rows``: rows the profiled ones were sampled from."""
+        return Profile(self._profile.view()).with_counts(self._out_of_range, seen_rows)
 
 
 class Profile:
-    """A whylogs profile view; merge, serialize and read its columns."""
+    """A whylogs profile view; merge, serialize and read its columns, and the counts mlplug
+    keeps in its metadata: values clipped before profiling (per column) and the rows the
+    profiled ones were sampled from."""
 
     def __init__(self, view: Any) -> None:
         self._view = view
 
     @classmethod
     def of(cls, frame: pd.DataFrame) -> Profile:
-        return cls(_why().log(pandas=frame).profile().view())
+        frame, counts = clip_out_of_range(frame)
+        return cls(_why().log(pandas=frame).profile().view()).with_counts(counts)
 
     @classmethod
     def empty(cls) -> Profile:
@@ -107,16 +131,70 @@ class Profile:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Profile:
+        """Raises :class:`ProfileError` for anything that is not a whole profile."""
         from whylogs.core import DatasetProfileView
 
         _why()
-        return cls(DatasetProfileView.deserialize(data))
+        if not data:
+            raise ProfileError("empty file (0 bytes)")
+        try:
+            profile = cls(DatasetProfileView.deserialize(data))
+            profile.out_of_range()  # metadata mlplug cannot read is damage too
+            profile.seen_rows()
+        except Exception as exc:  # whylogs raises DeserializationError, OSError, protobuf errors
+            raise ProfileError(f"not a readable whylogs profile ({len(data):,} bytes): {exc}") from None
+        return profile
 
     def to_bytes(self) -> bytes:
         return bytes(self._view.serialize())
 
     def merge(self, other: Profile) -> Profile:
-        return Profile(self._view.merge(other._view))
+        counts = add_counts(self.out_of_range(recorded_only=True), other.out_of_range(recorded_only=True))
+        seen = self.seen_rows() + other.seen_rows()
+        # whylogs' merge updates the left view's metadata dict in place; keep ours intact.
+        left = dict(self._view.metadata)
+        merged = self._view.merge(other._view)
+        self._view.metadata.clear()
+        self._view.metadata.update(left)
+        return Profile(merged).with_counts(counts, seen)
+
+    def with_counts(self, out_of_range: dict[str, OutOfRange], seen_rows: int | None = None) -> Profile:
+        """This profile with mlplug's counts set (a new metadata dict on the same view)."""
+        metadata = {k: v for k, v in self._view.metadata.items() if k not in (_OUT_OF_RANGE, _SEEN_ROWS)}
+        if out_of_range:
+            metadata[_OUT_OF_RANGE] = json.dumps({k: v.to_dict() for k, v in sorted(out_of_range.items())})
+        if seen_rows is not None:
+            metadata[_SEEN_ROWS] = str(int(seen_rows))
+        self._view._metadata = metadata  # whylogs has no setter; the view owns a plain dict
+        return self
+
+    def out_of_range(self, recorded_only: bool = False) -> dict[str, OutOfRange]:
+        """Values clipped before profiling, per column; plus (unless ``recorded_only``) the
+        infinities whylogs counted in profiles written before mlplug clipped them."""
+        text = self._view.metadata.get(_OUT_OF_RANGE)
+        counts = {k: OutOfRange(**v) for k, v in json.loads(text).items()} if text else {}
+        if recorded_only:
+            return counts
+        for name in self.columns:
+            metric = self._view.get_column(name).get_metric("counts")
+            infinite = int(metric.inf.value) if metric is not None else 0
+            if infinite:
+                counts = add_counts(counts, {name: OutOfRange(non_finite=infinite)})
+        return counts
+
+    def seen_rows(self) -> int:
+        """Rows the profiled rows were a sample of (the rows themselves when not sampled)."""
+        text = self._view.metadata.get(_SEEN_ROWS)
+        return int(text) if text is not None else self.rows()
+
+    def column_types(self, name: str) -> dict[str, int]:
+        """How many values of the column whylogs saw per type (``integral``, ``fractional``,
+        ``boolean``, ``string``, ``object``, ``tensor``); nulls are not counted."""
+        column = self._view.get_column(name)
+        metric = column.get_metric("types") if column is not None else None
+        if metric is None:
+            return {}
+        return {k: int(v) for k, v in metric.to_summary_dict().items()}
 
     @property
     def columns(self) -> list[str]:

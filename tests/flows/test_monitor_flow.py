@@ -4,7 +4,9 @@ traffic profiles, the drift event and its cooldown."""
 from __future__ import annotations
 
 import json
+import logging
 import time
+from datetime import UTC, datetime
 
 import httpx
 import numpy as np
@@ -190,3 +192,175 @@ def test_a_task_without_a_champion_completes_with_what_to_do(
     assert state.message == "no champion yet: train first (`mlplug train toy` or the train-toy deployment)"
     assert state.result()["alarm"] == state.message
     assert list(open_registry().store.list("toy/monitoring/")) == []
+
+
+# -- values a profile cannot hold, through a real server ------------------------------------
+
+
+def _serve(records: list[list[dict]]) -> list[int]:
+    """Serve the toy champion with uvicorn on loopback (profiles on, written at shutdown) and
+    post each list of records as one request; the status codes."""
+    from mlplug.serving.app import create_app
+    from mlplug.serving.config import ServeSettings
+    from mlplug.testing.servers import app_in_thread
+
+    app = create_app(ServeSettings(task="toy", insecure=True, reload_interval=0))
+    with app_in_thread(app) as url, httpx.Client(timeout=30) as client:
+        return [client.post(f"{url}/predict", json={"records": batch}).status_code for batch in records]
+
+
+def test_extreme_values_served_are_counted_and_never_blind_the_monitor(trained, prefect_api) -> None:
+    registry, _ = trained
+    drifted = ToyTask("toy").synthesize(600, seed=21, drift=1.5).X["x"].tolist()
+    # 1.7e308 is a finite JSON number: the API accepts it. Its square, and a sum of two of
+    # them, overflow to inf; before the fix every monitor run over this window failed.
+    statuses = _serve([[{"x": v} for v in drifted[:300]], [{"x": 1.7e308}, {"x": 1.7e308}],
+                       [{"x": v} for v in drifted[300:]]])  # fmt: skip
+    assert statuses == [200, 200, 200]
+
+    out = monitor(task="toy", hours=1)
+    assert out["rows"] == 602 and out["seen_rows"] == 602  # light traffic: every row profiled
+    assert out["out_of_range"] == {"x": {"non_finite": 0, "extreme": 2}}
+    assert out["drifted"] is True and out["event"] is not None
+    assert "values out of range (beyond ±1e+100): x: 2 extreme" in out["decision"]
+
+    stored = json.loads(registry.store.get(out["result"].split(registry.store.uri(""))[-1]))
+    x = next(c for c in stored["columns"] if c["name"] == "x")
+    assert x["current_extreme"] == 2 and x["current_non_finite"] == 0 and x["reference_extreme"] == 0
+    assert x["current_mean"] is not None and abs(x["current_mean"]) < 1e100
+    event = next(e for e in _events(prefect_api.api_url, DRIFT_EVENT) if e["id"] == out["event"])
+    assert event["payload"]["out_of_range"] == {"x": {"non_finite": 0, "extreme": 2}}
+    assert event["payload"]["seen_rows"] == "602" and event["payload"]["rows"] == "602"
+    html = registry.store.get(out["report"].split(registry.store.uri(""))[-1]).decode()
+    assert "x: 2 extreme" in html and "602 rows profiled (every row answered)" in html
+
+
+def test_the_api_refuses_numbers_json_cannot_carry(trained) -> None:
+    from mlplug.serving.app import create_app
+    from mlplug.serving.config import ServeSettings
+    from mlplug.testing.servers import app_in_thread
+
+    app = create_app(ServeSettings(task="toy", insecure=True, reload_interval=0))
+    with app_in_thread(app) as url, httpx.Client(timeout=30) as client:
+        for body in (b'{"x": NaN}', b'{"x": Infinity}', b'{"x": -1e999}'):
+            answer = client.post(f"{url}/predict", content=body, headers={"content-type": "application/json"})
+            assert answer.status_code == 422, (body, answer.text)
+            assert "not valid JSON" in answer.json()["error"]
+
+
+def test_a_busy_server_profiles_a_sample_and_the_result_counts_what_it_answered(trained, monkeypatch) -> None:
+    from mlplug.serving.app import create_app
+    from mlplug.serving.config import ServeSettings
+    from mlplug.testing.servers import app_in_thread
+
+    registry, _ = trained
+    monkeypatch.setenv("MLPLUG_PROFILE_RATE", "100")
+    values = ToyTask("toy").synthesize(500, seed=22).X["x"].tolist()
+    batch = {"records": [{"x": v} for v in values]}
+    sent = 0
+    app = create_app(ServeSettings(task="toy", insecure=True, reload_interval=0))
+    with app_in_thread(app) as url, httpx.Client(timeout=30) as client:
+        deadline = time.monotonic() + 3  # three seconds of 500-row requests: far above 100 rows/s
+        while time.monotonic() < deadline:
+            assert client.post(f"{url}/predict", json=batch).status_code == 200
+            sent += len(values)
+    out = monitor(task="toy", hours=1)
+    assert out["seen_rows"] == sent and sent >= 2000
+    assert 0 < out["rows"] < sent  # a sample, recorded with the rows it was drawn from
+    html = registry.store.get(out["report"].split(registry.store.uri(""))[-1]).decode()
+    assert f"{out['rows']:,} rows profiled of {sent:,} answered" in html
+
+
+# -- damaged profiles and profiles of another schema ------------------------------------------
+
+
+def _calm_profiles(registry, version: int, seeds: tuple[int, ...] = (31, 32)) -> None:
+    from mlplug.scoring import load_version
+
+    task_type = ToyTask("toy")
+    mv = registry.model("toy", version)
+    schema = Schema.from_dict(mv.schema)
+    model = load_version(task_type, registry, version).model
+    writer = ProfileWriter(registry.store, task_type, schema, mv.threshold)
+    for seed in seeds:  # traffic like the training data, answered by the version itself
+        data = task_type.synthesize(400, seed=seed)
+        proba = model.predict_proba(data.X)
+        writer.add(
+            version, ["x"], data.X.values.tolist(), proba, schema.predicted_labels(proba, mv.threshold)
+        )
+        writer.flush()
+
+
+def _put_bad_profiles(registry, version: int) -> dict[str, str]:
+    """Damaged files and a profile of another schema, under names a writer would use."""
+    import pandas as pd
+
+    from mlplug.monitoring.whylogs_compat import Profile
+
+    good = registry.store.get(list_profiles(registry.store, "toy", version)[0].key)
+    # Another model's traffic: other columns, and a score far from this version's outputs;
+    # merged, it read as "the model's outputs drifted".
+    rng = np.random.default_rng(4)
+    foreign = pd.DataFrame({"x": rng.normal(0, 1, 2000), "z": rng.normal(5, 1, 2000),
+                            "prediction": ["no"] * 2000, "score": rng.beta(1, 30, 2000)})  # fmt: skip
+    files = {"empty": b"", "garbage": b"\x00garbage" * 40, "truncated": good[: len(good) // 3],
+             "foreign": Profile.of(foreign).to_bytes()}  # fmt: skip
+    keys = {}
+    for name, data in files.items():
+        key = layout.profile("toy", version, datetime.now(UTC), f"attacker_{name}")
+        registry.store.put(key, data)
+        keys[name] = key
+    return keys
+
+
+def test_bad_profiles_are_skipped_by_key_and_never_raise_a_false_alarm(trained, prefect_api, caplog) -> None:
+    registry, version = trained
+    _calm_profiles(registry, version)
+    keys = _put_bad_profiles(registry, version)
+    with caplog.at_level(logging.WARNING, logger="mlplug.monitoring.profiles"):
+        out = monitor(task="toy", hours=1, min_rows=500)
+    assert out["profiles"] == 2 and out["rows"] == 800
+    assert out["drifted"] is False and out["decision"].startswith("no drift: 0 of 1 input columns drifted")
+    skipped = {s["key"]: s["reason"] for s in out["skipped_profiles"]}
+    assert set(skipped) == set(keys.values())
+    assert skipped[keys["empty"]] == "empty file (0 bytes)"
+    assert skipped[keys["garbage"]].startswith("not a readable whylogs profile (320 bytes)")
+    assert skipped[keys["truncated"]].startswith("not a readable whylogs profile")
+    assert skipped[keys["foreign"]] == "another schema: columns the version does not have: z"
+    stored = json.loads(registry.store.get(out["result"].split(registry.store.uri(""))[-1]))
+    assert {s["key"] for s in stored["skipped_profiles"]} == set(keys.values())
+    html = registry.store.get(out["report"].split(registry.store.uri(""))[-1]).decode()
+    assert "4 traffic profiles of the window were skipped; 2 merged." in html
+    for key in keys.values():
+        assert key in html and f"skipped traffic profile {registry.store.uri(key)}" in caplog.text
+    # The Prefect artifact of the run names them too.
+    response = httpx.post(f"{prefect_api.api_url}/artifacts/filter", json={})
+    response.raise_for_status()
+    markdown = "\n".join(str(a.get("data")) for a in response.json())
+    assert all(f"skipped profile `{key}`" in markdown for key in keys.values())
+
+
+def test_a_window_of_only_bad_profiles_says_so(trained) -> None:
+    registry, version = trained
+    _calm_profiles(registry, version, seeds=(33,))
+    good = list_profiles(registry.store, "toy", version)[0].key
+    keys = _put_bad_profiles(registry, version)
+    registry.store.delete(good)
+    out = monitor(task="toy", hours=1)
+    assert out["rows"] == 0 and out["profiles"] == 0 and out["drifted"] is False and out["event"] is None
+    assert len(out["skipped_profiles"]) == len(keys)
+    assert out["alarm"] == (
+        "no usable traffic: all 4 profiles of the last 1 h were skipped (unreadable or of another "
+        "schema; see skipped_profiles in drift.json); nothing to compare"
+    )
+    html = registry.store.get(out["report"].split(registry.store.uri(""))[-1]).decode()
+    assert "no profile was usable, so there is nothing to compare" in html and out["alarm"] in html
+
+    from typer.testing import CliRunner
+
+    from mlplug.cli import app
+
+    printed = CliRunner().invoke(app, ["monitor", "toy", "--hours", "1", "--no-emit"])
+    assert printed.exit_code == 0, printed.output
+    assert f"skipped profile {keys['empty']}: empty file (0 bytes)" in printed.output
+    assert "no usable traffic: all 4 profiles" in printed.output

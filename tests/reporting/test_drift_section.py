@@ -80,7 +80,7 @@ def test_drift_section_states_the_decision_and_its_inputs(drifted, drifted_repor
     assert "Drift: the traffic v3 answered no longer looks like its reference data." in text
     assert f"Decision: {drifted.decision}." in text
     assert "window 2024-04-30 12:00 UTC to 2024-05-01 12:00 UTC (24 h)" in text
-    assert "current traffic 1,000 rows, 4 profiles merged" in text
+    assert "current traffic 1,000 rows profiled (every row answered), 4 profiles merged" in text
     assert "reference 2,000 rows (the holdout of v3's training run)" in text
     drifted_inputs = len(drifted.drifted_inputs)
     assert (

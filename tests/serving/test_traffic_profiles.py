@@ -254,9 +254,9 @@ def test_monitoring_off_writes_no_profiles(toy_store: Registry, monkeypatch) -> 
 
 def test_a_sample_of_requests_is_profiled(mlplug_store: Store) -> None:
     from mlplug.builtin.traffic_profiles import ProfileObserver
+    from mlplug.monitoring.sampling import AdaptiveSampler
 
-    observer = ProfileObserver(toy_writer(mlplug_store), sample=0.25)
-    observer._random.seed(3)
+    observer = ProfileObserver(toy_writer(mlplug_store), sampler=AdaptiveSampler(0, 0.25, seed=3))
     for i in range(2000):
         batch = TrafficBatch(task="toy", **toy_batch([float(i % 7)]), received_at=0.0, latency_seconds=0.0)
         observer.observe(batch)
@@ -265,9 +265,39 @@ def test_a_sample_of_requests_is_profiled(mlplug_store: Store) -> None:
     assert 400 < rows < 600  # 500 expected; binomial sd 19
 
 
+def test_each_profile_records_the_rows_its_sample_was_drawn_from(mlplug_store: Store) -> None:
+    from mlplug.builtin.traffic_profiles import ProfileObserver
+    from mlplug.monitoring.sampling import AdaptiveSampler
+
+    clock = [0.0]
+    sampler = AdaptiveSampler(100, seed=5, clock=lambda: clock[0])
+    observer = ProfileObserver(toy_writer(mlplug_store), sampler=sampler)
+    for i in range(3000):  # 1,000 one-row requests a second for 3 s, above the 100 rows/s
+        clock[0] = i / 1000
+        batch = TrafficBatch(task="toy", **toy_batch([float(i)]), received_at=0.0, latency_seconds=0.0)
+        observer.observe(batch)
+        if i == 1499:
+            observer.writer.flush()  # two profiles, each with its own counts
+    observer.close()
+    keys = [r.key for r in list_profiles(mlplug_store, "toy", 1)]
+    profiles = [Profile.from_bytes(mlplug_store.get(k)) for k in keys]
+    assert len(profiles) == 2 and [p.seen_rows() for p in profiles] == [1500, 1500]
+    kept = sum(p.rows() for p in profiles)
+    assert 1000 + 150 < kept < 1000 + 250  # the first second in full, then about 100 a second
+    merged = read_merged(mlplug_store, keys)
+    assert merged.seen_rows() == 3000 and merged.rows() == kept
+
+
 def test_the_sample_share_is_validated(monkeypatch) -> None:
     monkeypatch.setenv("MLPLUG_PROFILE_SAMPLE", "0")
     with pytest.raises(ValidationError, match="profile_sample"):
+        get_settings()
+
+
+def test_the_profile_rate_is_validated(monkeypatch) -> None:
+    assert get_settings().profile_rate == 200.0
+    monkeypatch.setenv("MLPLUG_PROFILE_RATE", "-5")
+    with pytest.raises(ValidationError, match="profile_rate"):
         get_settings()
 
 
@@ -303,7 +333,10 @@ def test_mlplug_serve_profiles_every_row_it_answers(private_store: FraudStore, t
     version = private_store.catboost.version
     # The copy may hold profiles the session server wrote; only this server's count.
     before = frozenset(r.key for r in list_profiles(store, "fraud", version))
-    env = server_env(private_store, tmp_path / "home", MLPLUG_PROFILE_FLUSH_SECONDS="0.5")
+    # Light traffic (below MLPLUG_PROFILE_RATE): every row is profiled, none sampled out.
+    env = server_env(
+        private_store, tmp_path / "home", MLPLUG_PROFILE_FLUSH_SECONDS="0.5", MLPLUG_PROFILE_RATE="100000"
+    )
     labels: collections.Counter[str] = collections.Counter()
     with (
         mlplug_server("fraud", tmp_path, env=env) as server,
@@ -341,4 +374,5 @@ def test_mlplug_serve_profiles_every_row_it_answers(private_store: FraudStore, t
     assert isinstance(predicted, CategoricalSketch) and predicted.counts == dict(labels)
     score = merged.sketch(SCORE, "numeric")
     assert isinstance(score, NumericSketch) and score.rows == 351 and score.missing == 0
+    assert merged.seen_rows() == 351
     assert "wrote traffic profile" in log and "Traceback" not in log

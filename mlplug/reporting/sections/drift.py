@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mlplug.monitoring.drift import DRIFT, NO_DRIFT, POSSIBLE_DRIFT, UNKNOWN
+from mlplug.monitoring.bounds import EXTREME
+from mlplug.monitoring.drift import DRIFT, NO_DRIFT, POSSIBLE_DRIFT, UNKNOWN, out_of_range_words
 from mlplug.reporting import format as fmt
 from mlplug.reporting import html, plots
 from mlplug.reporting.context import ReportContext
@@ -49,6 +50,7 @@ class DriftSection(ReportSection):
         blocks = [
             _verdict(ctx, result),
             _facts(ctx, result),
+            *_skipped_profiles(result),
             html.heading("Drift per column"),
             html.paragraph(
                 "The Hellinger distance between the reference and the current distribution of each "
@@ -109,7 +111,8 @@ def _facts(ctx: ReportContext, result: DriftResult) -> Html:
         [
             ("monitored version", _version_words(ctx, result)),
             ("window", _window(result.window_start, result.window_end)),
-            ("current traffic", f"{result.current_rows:,} rows, {_count(result.profiles, 'profile')} merged"),
+            ("current traffic", _traffic_words(result)),
+            ("values out of range", _out_of_range_facts(result)),
             (
                 "reference",
                 f"{result.reference_rows:,} rows (the holdout of v{result.version}'s training run)",
@@ -130,6 +133,50 @@ def _facts(ctx: ReportContext, result: DriftResult) -> Html:
             ("compared at", _when(result.created_at)),
         ]
     )
+
+
+def _traffic_words(result: DriftResult) -> str:
+    words = f"{result.current_rows:,} rows profiled"
+    seen = result.seen_rows
+    if seen is not None and seen != result.current_rows:
+        share = result.current_rows / seen if seen else 0.0
+        words += f" of {seen:,} answered ({fmt.percent(share)}, a uniform sample)"
+    elif seen is not None:
+        words += " (every row answered)"
+    words += f", {_count(result.profiles, 'profile')} merged"
+    if result.skipped_profiles:
+        words += f", {_count(len(result.skipped_profiles), 'profile')} skipped"
+    return words
+
+
+def _out_of_range_facts(result: DriftResult) -> str:
+    if not result.out_of_range:
+        return f"none (infinite values, and finite ones beyond ±{EXTREME:g}, are counted here)"
+    return (
+        f"{out_of_range_words(result)}. Counted when the traffic was profiled and clipped to "
+        f"±{EXTREME:g} there, so they show in the outer bins"
+    )
+
+
+def _skipped_profiles(result: DriftResult) -> list[Html]:
+    if not result.skipped_profiles:
+        return []
+    merged = result.profiles
+    head = (
+        f"{_count(len(result.skipped_profiles), 'traffic profile')} of the window "
+        f"{'was' if len(result.skipped_profiles) == 1 else 'were'} skipped"
+        + (
+            ": no profile was usable, so there is nothing to compare."
+            if not merged
+            else f"; {merged} merged."
+        )
+    )
+    rows = [{"profile": s.key, "why it was skipped": s.reason} for s in result.skipped_profiles]
+    return [
+        html.note(
+            html.join([html.strong(head), html.table(rows, ["profile", "why it was skipped"])]), "warning"
+        )
+    ]
 
 
 def _version_words(ctx: ReportContext, result: DriftResult) -> str:
@@ -203,6 +250,7 @@ def _column_rows(columns: list[ColumnDrift]) -> list[dict[str, Any]]:
                 "missing, current": fmt.percent(c.current_missing),
                 "mean, reference": c.reference_mean,
                 "mean, current": c.current_mean,
+                "out of range, current": c.current_out_of_range,
                 "note": c.note,
             }
         )
@@ -216,6 +264,8 @@ def _column_table(columns: list[ColumnDrift]) -> Html:
         names = [n for n in names if n != "note"]
     if not any(c.kind == "numeric" for c in columns):
         names = [n for n in names if not n.startswith("mean")]
+    if not any(c.current_out_of_range for c in columns):
+        names = [n for n in names if n != "out of range, current"]
     return html.table(
         rows,
         names,
@@ -238,6 +288,8 @@ def _table(ctx: ReportContext, columns: list[ColumnDrift]) -> ReportTable:
             "missing_current": fmt.json_value(c.current_missing, 3),
             "mean_reference": fmt.json_value(c.reference_mean),
             "mean_current": fmt.json_value(c.current_mean),
+            "non_finite_current": c.current_non_finite,
+            "extreme_current": c.current_extreme,
         }
         for c in columns
     ]
@@ -250,11 +302,13 @@ def _summary(result: DriftResult) -> list[str]:
     else:
         verdict = "**drift**" if result.drifted else "**no drift**"
     scored = len([c for c in result.inputs if c.category != UNKNOWN])
-    return [
+    lines = [
         f"drift of v{result.version}: {verdict}; {len(result.drifted_inputs)} of {scored} input columns "
-        f"drifted; {result.current_rows:,} rows of traffic in {_count(result.profiles, 'profile')}",
+        f"drifted; traffic: {_traffic_words(result)}",
         f"drift decision: {result.decision}",
     ]
+    lines += [f"skipped profile `{s.key}`: {s.reason}" for s in result.skipped_profiles]
+    return lines
 
 
 # -- plots ---------------------------------------------------------------------------------
@@ -371,6 +425,8 @@ def _caption(column: ColumnDrift) -> str:
     ]
     if column.reference_mean is not None or column.current_mean is not None:
         parts.append(f"mean {fmt.number(column.reference_mean)} → {fmt.number(column.current_mean)}")
+    if column.current_out_of_range:
+        parts.append(f"{column.current_out_of_range:,} values out of range (clipped to ±{EXTREME:g})")
     if column.reference_missing or column.current_missing:
         parts.append(
             f"missing {fmt.percent(column.reference_missing)} → {fmt.percent(column.current_missing)}"

@@ -1,0 +1,81 @@
+"""The adaptive sampler behind traffic profiles: every request while traffic is light, a
+uniform sample of about the configured rate above it (statistical checks, fixed seeds)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from mlplug.monitoring.sampling import AdaptiveSampler
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def run(sampler: AdaptiveSampler, clock: Clock, per_second: int, seconds: int, rows: int = 1) -> list[bool]:
+    """Requests of ``rows`` rows, evenly spread at ``per_second`` requests a second."""
+    kept = []
+    for i in range(per_second * seconds):
+        clock.now = i / per_second
+        kept.append(sampler.keep(rows))
+    return kept
+
+
+def test_light_traffic_profiles_every_request() -> None:
+    clock = Clock()
+    sampler = AdaptiveSampler(200, seed=1, clock=clock)
+    assert all(run(sampler, clock, per_second=150, seconds=30))
+    assert sampler.probability == 1.0 and 140 < sampler.measured <= 151
+
+
+def test_batches_count_their_rows_towards_the_rate() -> None:
+    clock = Clock()
+    sampler = AdaptiveSampler(200, seed=1, clock=clock)
+    kept = run(sampler, clock, per_second=100, seconds=10, rows=10)  # 1,000 rows a second
+    assert sampler.probability == pytest.approx(0.2, rel=0.02)
+    steady = np.array(kept[100:])  # after the first interval measured the rate
+    assert 0.16 < steady.mean() < 0.24
+
+
+def test_above_the_rate_about_the_rate_is_profiled_as_a_uniform_sample() -> None:
+    clock = Clock()
+    sampler = AdaptiveSampler(200, seed=7, clock=clock)
+    seconds, per_second = 60, 5000
+    kept = np.array(run(sampler, clock, per_second=per_second, seconds=seconds))
+    steady = kept[per_second:]  # the first second is profiled in full, before a rate is known
+    assert kept[:per_second].all()
+    expected = 200 * (seconds - 1)
+    sd = np.sqrt(expected * (1 - 200 / per_second))
+    assert abs(steady.sum() - expected) < 4 * sd, (steady.sum(), expected)
+    # Uniform in time: the kept requests' positions are uniform over the window...
+    positions = np.flatnonzero(steady) / len(steady)
+    assert stats.kstest(positions, "uniform").pvalue > 0.01
+    # ...and independent of the content: a value carried by each request is distributed
+    # in the sample as in all the traffic.
+    values = np.random.default_rng(3).lognormal(3, 1, len(steady))
+    assert stats.ks_2samp(values[steady], values).pvalue > 0.01
+    # Per second, the sample stays near the rate: no second is left out or over-sampled.
+    per_sec = steady.reshape(seconds - 1, per_second).sum(axis=1)
+    assert per_sec.min() > 140 and per_sec.max() < 260
+
+
+def test_a_fixed_share_applies_on_top_and_rate_zero_means_no_limit() -> None:
+    clock = Clock()
+    unlimited = AdaptiveSampler(0, seed=2, clock=clock)
+    assert all(run(unlimited, clock, per_second=5000, seconds=3))
+    clock = Clock()
+    share = AdaptiveSampler(0, 0.25, seed=3, clock=clock)
+    kept = np.array(run(share, clock, per_second=1000, seconds=4))
+    assert abs(kept.mean() - 0.25) < 4 * np.sqrt(0.25 * 0.75 / len(kept))
+
+
+@pytest.mark.parametrize("bad", [{"rate": -1}, {"rate": 10, "share": 0}, {"rate": 10, "share": 1.5}])
+def test_settings_are_validated(bad) -> None:
+    with pytest.raises(ValueError):
+        AdaptiveSampler(**bad)
