@@ -102,10 +102,15 @@ class ProfileObserver:
         if self._timer is None and not self._stop.is_set():  # only the observer thread calls this
             self._timer = threading.Thread(target=self._run, name="mlplug-profile-flush", daemon=True)
             self._timer.start()
-        if self.sampler.keep(len(batch.rows)):
-            self.writer.add(batch.version, batch.features, batch.rows, batch.proba, batch.predictions)
-        else:
-            self.writer.skip(batch.version, batch.features, len(batch.rows))
+        self.writer.add(batch.version, batch.features, batch.rows, batch.proba, batch.predictions)
+
+    def admit(self, rows: int) -> bool:
+        """Asked by the tap on the request path: whether this request is profiled."""
+        return self.sampler.keep(rows)
+
+    def skipped(self, version: int, rows: int) -> None:
+        """Rows the sampler left out, counted so each profile says what it was drawn from."""
+        self.writer.skip(version, rows)
 
     def close(self) -> None:
         self._stop.set()

@@ -232,13 +232,14 @@ class ProfileWriter:
         if full:
             self.flush()
 
-    def skip(self, version: int, features: Sequence[str], rows: int) -> None:
+    def skip(self, version: int, rows: int) -> None:
         """Count ``rows`` answered by ``version`` that were not sampled for profiling: each
         profile records how many rows its profiled ones were drawn from."""
         with self._lock:
             buffer = self._buffers.get(version)
             if buffer is None:
-                buffer = self._buffers[version] = _Buffer(tuple(features), self._schema(version))
+                schema = self._schema(version)
+                buffer = self._buffers[version] = _Buffer(tuple(schema.feature_names), schema)
             buffer.seen += rows
             buffer.sampled_out += rows
 

@@ -46,8 +46,12 @@ async def answer_predict(state: ServingState, body: bytes) -> bytes:
     answer = predictor.render(proba, probability, labels, parsed.ids, parsed.batch)
     state.metrics.observe_predictions(predictor.version_number, labels, probability)
     if state.tap.enabled:
-        state.tap.submit(
-            TrafficBatch(
+        latency = time.perf_counter() - started
+        # The batch is built only if an observer admits it (a busy server profiles a sample).
+        state.tap.offer(
+            predictor.version_number,
+            len(parsed.rows),
+            lambda: TrafficBatch(
                 task=state.task.name,
                 version=predictor.version_number,
                 features=tuple(served.schema.feature_names),
@@ -55,8 +59,8 @@ async def answer_predict(state: ServingState, body: bytes) -> bytes:
                 proba=proba,
                 predictions=labels,
                 received_at=received,
-                latency_seconds=time.perf_counter() - started,
-            )
+                latency_seconds=latency,
+            ),
         )
     return answer
 

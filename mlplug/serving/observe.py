@@ -60,6 +60,17 @@ class TrafficBatch:
     latency_seconds: float
 
 
+class SamplingObserver(Protocol):
+    """An observer that sees a sample: the tap asks ``admit`` on the request path (it must
+    be cheap: no I/O, no lock), builds and queues the batch only for observers that admit
+    it, and reports the rows of the others through ``skipped`` on the observer thread, so a
+    sampled-out request costs a counter, not a queued batch and a thread hand-off."""
+
+    def admit(self, rows: int) -> bool: ...
+
+    def skipped(self, version: int, rows: int) -> None: ...
+
+
 @runtime_checkable
 class TrafficObserver(Protocol):
     def observe(self, batch: TrafficBatch) -> None:
@@ -96,17 +107,46 @@ class TrafficTap:
         self._metrics = metrics
         self._maxsize = maxsize
         self._interval = interval
-        self._buffer: deque[TrafficBatch] = deque()
+        self._buffer: deque[tuple[TrafficBatch, tuple[str, ...]]] = deque()
+        #: Observers that sample (``admit``/``skipped``), and rows they did not admit per
+        #: (observer, version): running totals written only by the request path, read as a
+        #: copy by the observer thread (a C-level dict copy, atomic under the GIL).
+        self._sampling = {
+            name: o for name, o in self.observers.items() if callable(getattr(o, "admit", None))
+        }
+        self._all = tuple(self.observers)
+        self._skipped: dict[tuple[str, int], int] = {}
+        self._reported: dict[tuple[str, int], int] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_error_log: dict[str, float] = {}
 
     def submit(self, batch: TrafficBatch) -> None:
         """Never blocks: a full buffer drops the batch and counts it."""
+        self._enqueue(batch, self._all)
+
+    def offer(self, version: int, rows: int, make: Callable[[], TrafficBatch]) -> None:
+        """The request path's call: ``make()`` builds the batch only when an observer
+        admits a request of ``rows`` rows; observers that do not are told its rows later."""
+        if not self._sampling:
+            self._enqueue(make(), self._all)
+            return
+        names = []
+        for name in self._all:
+            observer = self._sampling.get(name)
+            if observer is None or observer.admit(rows):
+                names.append(name)
+            else:
+                key = (name, version)
+                self._skipped[key] = self._skipped.get(key, 0) + rows
+        if names:
+            self._enqueue(make(), tuple(names))
+
+    def _enqueue(self, batch: TrafficBatch, names: tuple[str, ...]) -> None:
         if len(self._buffer) >= self._maxsize:
             self._metrics.observer_dropped.inc()
             return
-        self._buffer.append(batch)
+        self._buffer.append((batch, names))
 
     def start(self) -> None:
         if self.enabled and self._thread is None:
@@ -115,7 +155,8 @@ class TrafficTap:
             self._thread.start()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Let the thread empty the buffer (up to ``timeout`` seconds), then close observers."""
+        """Let the thread empty the buffer and report skipped rows (up to ``timeout``
+        seconds), then close observers."""
         if self._thread is not None:
             self._stop.set()
             self._thread.join(timeout)
@@ -136,20 +177,33 @@ class TrafficTap:
         while True:
             stopping = self._stop.wait(self._interval)
             while self._buffer:
-                self._dispatch(self._buffer.popleft())
+                self._dispatch(*self._buffer.popleft())
+            self._report_skipped()
             if stopping:
                 return
 
-    def _dispatch(self, batch: TrafficBatch) -> None:
-        for name, observer in self.observers.items():
-            try:
-                observer.observe(batch)
-            except Exception:
-                self._metrics.observer_errors.labels(name).inc()
-                now = time.monotonic()
-                if now - self._last_error_log.get(name, -1e9) > 60:  # one log line a minute
-                    self._last_error_log[name] = now
-                    log.exception("traffic observer %r failed (logged at most once a minute)", name)
+    def _report_skipped(self) -> None:
+        totals = dict(self._skipped)
+        for key, total in totals.items():
+            rows = total - self._reported.get(key, 0)
+            if rows:
+                self._reported[key] = total
+                name, version = key
+                self._call(name, "skipped", version, rows)
+
+    def _dispatch(self, batch: TrafficBatch, names: tuple[str, ...]) -> None:
+        for name in names:
+            self._call(name, "observe", batch)
+
+    def _call(self, name: str, method: str, *args: Any) -> None:
+        try:
+            getattr(self.observers[name], method)(*args)
+        except Exception:
+            self._metrics.observer_errors.labels(name).inc()
+            now = time.monotonic()
+            if now - self._last_error_log.get(name, -1e9) > 60:  # one log line a minute
+                self._last_error_log[name] = now
+                log.exception("traffic observer %r failed (logged at most once a minute)", name)
 
 
 def create_observers(

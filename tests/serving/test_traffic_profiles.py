@@ -24,7 +24,7 @@ from mlplug.registry import Registry
 from mlplug.runtime import open_store
 from mlplug.serving.app import create_app
 from mlplug.serving.config import ServeSettings
-from mlplug.serving.observe import TrafficBatch
+from mlplug.serving.observe import TrafficBatch, TrafficTap
 from mlplug.settings import get_settings
 from mlplug.storage import Store
 from mlplug.testing.servers import app_in_thread, mlplug_server
@@ -252,14 +252,35 @@ def test_monitoring_off_writes_no_profiles(toy_store: Registry, monkeypatch) -> 
     assert list(toy_store.store.list("toy/profiles/")) == []
 
 
+def sampling_tap(observer: object) -> TrafficTap:
+    """A tap in front of one observer, drained by :func:`drain` (no thread: deterministic)."""
+    from mlplug.serving.metrics import ServingMetrics
+
+    return TrafficTap({"profiles": observer}, ServingMetrics("toy"))  # type: ignore[dict-item]
+
+
+def drain(tap: TrafficTap) -> None:
+    """What the tap's thread does each interval: hand over queued batches and skipped rows."""
+    tap._stop.set()
+    tap._drain()
+    tap._stop.clear()
+
+
+def offer(tap: TrafficTap, value: float) -> None:
+    batch = TrafficBatch(task="toy", **toy_batch([value]), received_at=0.0, latency_seconds=0.0)
+    tap.offer(batch.version, len(batch.rows), lambda: batch)
+
+
 def test_a_sample_of_requests_is_profiled(mlplug_store: Store) -> None:
     from mlplug.builtin.traffic_profiles import ProfileObserver
     from mlplug.monitoring.sampling import AdaptiveSampler
 
     observer = ProfileObserver(toy_writer(mlplug_store), sampler=AdaptiveSampler(0, 0.25, seed=3))
+    tap = sampling_tap(observer)
     for i in range(2000):
-        batch = TrafficBatch(task="toy", **toy_batch([float(i % 7)]), received_at=0.0, latency_seconds=0.0)
-        observer.observe(batch)
+        offer(tap, float(i % 7))
+    assert 400 < len(tap._buffer) < 600  # only admitted requests are queued
+    drain(tap)
     observer.close()
     rows, _ = profiled_rows(mlplug_store, "toy", 1)
     assert 400 < rows < 600  # 500 expected; binomial sd 19
@@ -272,11 +293,12 @@ def test_each_profile_records_the_rows_its_sample_was_drawn_from(mlplug_store: S
     clock = [0.0]
     sampler = AdaptiveSampler(100, seed=5, clock=lambda: clock[0])
     observer = ProfileObserver(toy_writer(mlplug_store), sampler=sampler)
+    tap = sampling_tap(observer)
     for i in range(3000):  # 1,000 one-row requests a second for 3 s, above the 100 rows/s
         clock[0] = i / 1000
-        batch = TrafficBatch(task="toy", **toy_batch([float(i)]), received_at=0.0, latency_seconds=0.0)
-        observer.observe(batch)
-        if i == 1499:
+        offer(tap, float(i))
+        if i in (1499, 2999):
+            drain(tap)
             observer.writer.flush()  # two profiles, each with its own counts
     observer.close()
     keys = [r.key for r in list_profiles(mlplug_store, "toy", 1)]
