@@ -303,7 +303,8 @@ class Registry:
 
     def model(self, task: str, version: int | str) -> ModelVersion:
         """A committed version by number, or by alias name (``champion``) or ``latest``."""
-        if isinstance(version, str) and not version.isdigit():
+        # isdecimal() and isdigit() accept other scripts' digits ("²", "٣"); int() does not.
+        if isinstance(version, str) and not (version.isascii() and version.isdigit()):
             return self._by_name(task, version)
         try:
             data = json.loads(self.store.get(layout.model_file(task, int(version), layout.METADATA)))
@@ -321,6 +322,11 @@ class Registry:
             if not found:
                 raise NotFoundError(f"task {task!r} has no model versions in {self.store.url}")
             return found[-1]
+        if not layout.is_alias_name(name):
+            raise NotFoundError(
+                f"task {task!r} has no version or alias {name!r} in {self.store.url}; expected a "
+                f"version number, 'latest' or an alias ({', '.join(self.aliases(task)) or 'none yet'})"
+            )
         record = self.alias(task, name)
         if record is None:
             raise NotFoundError(f"task {task!r} has no alias {name!r} in {self.store.url}")
@@ -359,6 +365,14 @@ class Registry:
             )
 
     # -- aliases -------------------------------------------------------------------------
+
+    def aliases(self, task: str) -> list[str]:
+        """Names of the task's aliases that exist."""
+        return [
+            key.rsplit("/", 1)[-1].removesuffix(".json")
+            for key in self.store.children(layout.aliases(task))
+            if key.endswith(".json")
+        ]
 
     def alias(self, task: str, alias: str = CHAMPION) -> AliasRecord | None:
         try:

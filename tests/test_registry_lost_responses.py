@@ -6,7 +6,6 @@ one version per registration, a promotion reported as a promotion, one history e
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,11 +23,8 @@ TASK = ToyTask("toy")
 
 
 @pytest.fixture
-def proxy(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
-    for key, value in s3_server.env.items():
-        monkeypatch.setenv(key, value)
-    with FaultProxy(s3_server.endpoint_url) as running:
-        yield running
+def proxy(s3_fault_proxy: FaultProxy) -> FaultProxy:
+    return s3_fault_proxy
 
 
 def registry_through(proxy: FaultProxy, s3_server: S3Server, attempts: int = 3) -> Registry:

@@ -1,0 +1,103 @@
+"""Input that mlplug refuses at the edges of what it reads: data files that are not regular
+files, duplicate or too many columns, a relative file store, a version that is no version.
+Real `mlplug` processes (against a real Prefect server where a flow runs): one clear line,
+no traceback, nothing registered."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from mlplug.testing.servers import PrefectServer
+from tests.test_cli_errors import MLPLUG, _mlplug
+
+pytestmark = pytest.mark.slow
+
+
+def _error_line(out: subprocess.CompletedProcess[str]) -> str:
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr, out.stderr
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, out.stderr
+    return errors[0]
+
+
+def _train(server: PrefectServer, tmp_path: Path, *args: str) -> str:
+    line = _error_line(_mlplug(server, tmp_path, "train", "fraud", "--trials", "0", *args))
+    assert not (tmp_path / "home" / "store" / "fraud" / "models").exists()
+    return line
+
+
+def test_duplicate_column_names_are_refused_naming_them(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    data = tmp_path / "dup.csv"
+    rows = "".join(f"{i},{i + 1},card,{i % 2}\n" for i in range(200))
+    data.write_text("amount,amount,merchant,is_fraud\n" + rows)
+    line = _train(prefect_server, tmp_path, "--data", str(data))
+    assert line == f"error: {data}: duplicate column names ['amount']; every column needs its own name"
+
+
+def test_a_fifo_is_refused_instead_of_waiting_forever(prefect_server: PrefectServer, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    line = _train(prefect_server, tmp_path, "--data", str(fifo))
+    assert line == (
+        f"error: {fifo}: is not a regular file (a pipe, device or socket); expected a file or an s3:// URL"
+    )
+
+
+def test_a_device_is_refused_instead_of_read_until_memory_runs_out(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    line = _train(prefect_server, tmp_path, "--data", "/dev/zero", "--format", "csv")
+    assert line.startswith("error: /dev/zero: is not a regular file")
+
+
+def test_a_table_wider_than_the_column_limit_is_refused_at_once(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    data = tmp_path / "wide.csv"
+    names = [f"f{i}" for i in range(19_999)] + ["is_fraud"]
+    row = ",".join("1" for _ in names)
+    data.write_text(",".join(names) + "\n" + f"{row}\n" * 20)
+    started = time.monotonic()
+    line = _train(prefect_server, tmp_path, "--data", str(data))
+    assert line == (
+        f"error: {data}: 20000 columns, more than the limit of 2000; "
+        "drop unused columns or raise MLPLUG_MAX_COLUMNS"
+    )
+    assert time.monotonic() - started < 60  # the issue's run of this file took 300 s
+
+
+@pytest.mark.parametrize("command", [["models", "list", "fraud"], ["train", "fraud", "--trials", "0"]])
+def test_a_relative_file_store_is_refused_and_nothing_is_created(
+    prefect_server: PrefectServer, tmp_path: Path, command: list[str]
+) -> None:
+    env = {**os.environ, **prefect_server.env, "MLPLUG_HOME": str(tmp_path / "home")}
+    env["MLPLUG_LOAD_PLUGINS"] = "fraud"
+    out = subprocess.run(
+        [MLPLUG, *command, "--store", "file:relative"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    line = _error_line(out)
+    assert line == (
+        "error: store URL 'file:relative': a file store needs an absolute path, as in file:///absolute/path"
+    )
+    assert not (tmp_path / "relative").exists()
+
+
+def test_models_show_with_a_version_that_is_no_number_says_what_it_expects(tmp_path: Path) -> None:
+    store = (tmp_path / "store").as_uri()
+    env = {**os.environ, "MLPLUG_HOME": str(tmp_path / "home"), "MLPLUG_LOAD_PLUGINS": "fraud"}
+    out = subprocess.run(
+        [MLPLUG, "models", "show", "fraud", "²", "--store", store], capture_output=True, text=True, env=env
+    )
+    assert _error_line(out) == (
+        f"error: task 'fraud' has no version or alias '²' in {store}; "
+        "expected a version number, 'latest' or an alias (none yet)"
+    )
