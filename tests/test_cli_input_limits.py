@@ -1,7 +1,8 @@
 """Input that mlplug refuses at the edges of what it reads: data files that are not regular
 files, duplicate or too many columns, a relative file store, a version that is no version.
 Real `mlplug` processes (against a real Prefect server where a flow runs): one clear line,
-no traceback, nothing registered."""
+no traceback, nothing registered. Also what a run says when the champion alias is gone, and
+how fast a run at the column limit stops on SIGTERM."""
 
 from __future__ import annotations
 
@@ -101,3 +102,61 @@ def test_models_show_with_a_version_that_is_no_number_says_what_it_expects(tmp_p
         f"error: task 'fraud' has no version or alias '²' in {store}; "
         "expected a version number, 'latest' or an alias (none yet)"
     )
+
+
+def test_a_run_on_a_table_at_the_column_limit_stops_promptly_on_sigterm(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    """The limit bounds how long any one step (a parse, a fit) can hold the process; the
+    issue's 20,000-column run took 142 s to stop."""
+    import signal
+
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    wide = pd.DataFrame(rng.normal(size=(600, 1998)), columns=[f"f{i}" for i in range(1998)])
+    wide["amount"] = rng.gamma(2, 50, 600)
+    wide["is_fraud"] = (rng.random(600) < 0.2).astype(int)
+    data = tmp_path / "wide.csv"
+    wide.to_csv(data, index=False)
+    env = {**os.environ, **prefect_server.env, "MLPLUG_HOME": str(tmp_path / "home")}
+    env["MLPLUG_LOAD_PLUGINS"] = "fraud"
+    env.pop("MLPLUG_STORE", None)
+    log = open(tmp_path / "run.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [MLPLUG, "train", "fraud", "--data", str(data), "--trials", "0"], stdout=log, stderr=log, env=env
+    )
+    try:
+        datasets = tmp_path / "home" / "store" / "fraud" / "datasets"
+        deadline = time.monotonic() + 240
+        while not datasets.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)  # loaded and versioned: the run is splitting and fitting now
+        assert proc.poll() is None, (tmp_path / "run.log").read_text()[-2000:]
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        proc.wait(timeout=60)
+        assert time.monotonic() - started < 15
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    assert proc.returncode != 0
+    assert not list((tmp_path / "home" / "store" / "fraud").glob("models/*/metadata.json"))
+
+
+def test_after_the_champion_alias_is_deleted_training_says_it_compared_with_the_latest_version(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    """Not "first model of this task": the task has versions, and the latest one is scored on
+    the same holdout in the champion's place."""
+    train = ("train", "fraud", "--trials", "0", "--rows", "1500", "--seed", "3")
+    first = _mlplug(prefect_server, tmp_path, *train)
+    assert "promoted to champion: first model of this task" in first.stdout, first.stderr
+    (tmp_path / "home" / "store" / "fraud" / "aliases" / "champion.json").unlink()
+    second = _mlplug(prefect_server, tmp_path, *train)
+    assert second.returncode == 0 and "Traceback" not in second.stderr, second.stderr
+    (line,) = [x for x in second.stdout.splitlines() if "promoted" in x]
+    assert "first model" not in line
+    assert "the latest version's (v1; the task has no champion alias)" in line, line
