@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mlplug.errors import SettingsError
 
 
 class Settings(BaseSettings):
@@ -106,5 +108,16 @@ def _owned_by_me(path: Path) -> bool:
 
 
 def get_settings() -> Settings:
-    """Read settings now; never cached, so tests and long-lived servers see changes."""
-    return Settings()
+    """Read settings now; never cached, so tests and long-lived servers see changes. A value
+    mlplug cannot use is a :class:`SettingsError` naming the variable, not a traceback."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            message = error["msg"].removeprefix("Value error, ")
+            if error["loc"]:
+                name = f"MLPLUG_{str(error['loc'][0]).upper()}"
+                message = f"{name}={error.get('input')!r}: {message}"
+            problems.append(message)
+        raise SettingsError(f"invalid settings: {'; '.join(problems)}") from None

@@ -95,3 +95,13 @@ def test_mlplug_models_list_on_a_black_holed_endpoint_fails_in_time_with_one_lin
     assert line.startswith(f"error: store s3://{bucket}/store at {proxy.url} is unreachable: gave up after")
     assert "MLPLUG_S3_READ_TIMEOUT" in line and "MLPLUG_S3_RETRY_SECONDS" in line
     assert elapsed < 6 + 15  # the retry time plus the command's start-up on a busy machine
+
+
+def test_an_unusable_timeout_setting_is_one_line_from_the_cli(tmp_path: Path) -> None:
+    env = {**os.environ, "MLPLUG_HOME": str(tmp_path / "home"), "MLPLUG_S3_RETRY_SECONDS": "10"}
+    out = subprocess.run([MLPLUG, "models", "list", "fraud"], capture_output=True, text=True, env=env)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip() == (
+        "error: invalid settings: MLPLUG_S3_RETRY_SECONDS (10) must be at least "
+        "MLPLUG_S3_CONNECT_TIMEOUT + MLPLUG_S3_READ_TIMEOUT (25), the time one attempt may take"
+    )
