@@ -156,11 +156,11 @@ def register(
             artifacts={**record.artifacts(), **artifacts},
             info=record.info(),
             # One version per flow run, even when a retry repeats a registration that landed.
-            registration=f"flow-run-{flow_run.id}" if flow_run.id else "",
+            registration=_run_name("register"),
         )
 
 
-@step("promote")
+@step("promote", **STORE_RETRIES)
 def promote(
     registry: Registry,
     version: ModelVersion,
@@ -172,7 +172,15 @@ def promote(
         return False, f"promotion disabled for this run ({decision.reason})"
     if not decision.promote:
         return False, decision.reason
-    return training.promote_if_unchanged(registry, version.task, version.version, champion, decision.reason)
+    return training.promote_if_unchanged(
+        registry, version.task, version.version, champion, decision.reason, write_id=_run_name("promote")
+    )
+
+
+def _run_name(what: str) -> str:
+    """A name for this flow run's one registration or promotion, the same in every retry of
+    its step (empty outside a flow run: the registry then makes one up)."""
+    return f"flow-run-{flow_run.id}-{what}" if flow_run.id else ""
 
 
 @flow(name="train", log_prints=True)

@@ -19,6 +19,10 @@ class DuplicateNameError(MlplugError, ValueError):
     """Two plugins registered the same name in one registry."""
 
 
+class SettingsError(MlplugError, ValueError):
+    """An ``MLPLUG_*`` setting has a value mlplug cannot use; the message names it."""
+
+
 class ModelLoadError(MlplugError):
     """A registered version's model files do not load; the message names the version."""
 

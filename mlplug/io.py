@@ -1,11 +1,19 @@
 """Read tables from a URL (a path, ``file://`` or ``s3://``) in csv, parquet or jsonl.
 
 Task loaders call :func:`read_table`; every failure is a :class:`DataError` naming the URL.
+Only regular files and objects are read (a FIFO would block forever, a device never end),
+and a table's column names are checked before its rows are parsed: no duplicates (pandas
+would rename the second ``amount`` to ``amount.1`` and train on it) and no more than
+``MLPLUG_MAX_COLUMNS``.
 """
 
 from __future__ import annotations
 
+import csv
+import gzip
 import io
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -51,6 +59,10 @@ def read_bytes(url: str, settings: Settings | None = None) -> bytes:
             raise DataError(f"{url}: file not found")
         if path.is_dir():
             raise DataError(f"{url}: is a directory, expected a file")
+        if not path.is_file():
+            raise DataError(
+                f"{url}: is not a regular file (a pipe, device or socket); expected a file or an s3:// URL"
+            )
         try:
             return path.read_bytes()
         except OSError as exc:
@@ -70,13 +82,17 @@ def read_bytes(url: str, settings: Settings | None = None) -> bytes:
 def read_table(url: str, fmt: str | None = None, settings: Settings | None = None) -> pd.DataFrame:
     """Read a whole table. The file must exist, be non-empty and parse as ``fmt``."""
     fmt = detect_format(url, fmt)
+    settings = settings or get_settings()
     data = read_bytes(url, settings)
     if not data.strip():
         raise DataError(f"{url}: file is empty")
     compression = "gzip" if url.lower().endswith(".gz") else None
+    sep = "\t" if url.lower().removesuffix(".gz").endswith(".tsv") else ","
+    header = _header(data, fmt, sep, compression)
+    if header is not None:
+        check_columns(header, url, settings.max_columns)
     try:
         if fmt == "csv":
-            sep = "\t" if url.lower().removesuffix(".gz").endswith(".tsv") else ","
             frame = pd.read_csv(io.BytesIO(data), sep=sep, compression=compression)
         elif fmt == "parquet":
             frame = pd.read_parquet(io.BytesIO(data))
@@ -89,4 +105,34 @@ def read_table(url: str, fmt: str | None = None, settings: Settings | None = Non
         raise DataError(f"{url}: cannot read as {fmt}: {type(exc).__name__}: {exc}") from exc
     if frame.empty:
         raise DataError(f"{url}: no data rows")
+    check_columns([str(c) for c in frame.columns], url, settings.max_columns)
     return frame
+
+
+def check_columns(names: Sequence[str], url: str, max_columns: int) -> None:
+    """``DataError`` for duplicate column names or more than ``max_columns`` columns."""
+    repeated = [name for name, count in Counter(names).items() if count > 1]
+    if repeated:
+        raise DataError(f"{url}: duplicate column names {repeated}; every column needs its own name")
+    if len(names) > max_columns:
+        raise DataError(
+            f"{url}: {len(names)} columns, more than the limit of {max_columns}; "
+            "drop unused columns or raise MLPLUG_MAX_COLUMNS"
+        )
+
+
+def _header(data: bytes, fmt: str, sep: str, compression: str | None) -> list[str] | None:
+    """The column names as the file states them, read without parsing its rows (``None``
+    when they cannot be read this way: the parser then reports what is wrong)."""
+    try:
+        if fmt == "csv":
+            raw = gzip.GzipFile(fileobj=io.BytesIO(data)) if compression else io.BytesIO(data)
+            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+            return next(csv.reader(text, delimiter=sep))
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(io.BytesIO(data)).names)
+    except (OSError, UnicodeDecodeError, csv.Error, StopIteration, ValueError, EOFError):
+        return None
+    return None  # jsonl: the names are keys of every record, checked after parsing

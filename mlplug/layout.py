@@ -21,6 +21,7 @@ here, so the layout can be read in one place and changed in one place.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 # -- file names ----------------------------------------------------------------------------
@@ -110,6 +111,18 @@ def registration(task: str, name: str) -> str:
 
 
 # -- aliases -------------------------------------------------------------------------------
+
+
+_ALIAS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def is_alias_name(name: str) -> bool:
+    """ASCII letters, digits, ``_``, ``.`` and ``-``, not starting with a dot or dash."""
+    return _ALIAS_NAME.fullmatch(name) is not None
+
+
+def aliases(task: str) -> str:
+    return f"{task}/aliases"
 
 
 def alias(task: str, name: str) -> str:

@@ -202,17 +202,17 @@ class Registry:
         done = self._registered(task, registration)
         if done is not None:
             return done
-        version = self._claim_version(task)
+        version = self._claim_version(task, registration)
         self.store.put(layout.registration(task, registration), _json({"version": version}))
         files, checksums = [], {}
         for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
             name = layout.model_entry(path.relative_to(model_dir).as_posix())
             checksums[name] = sha256_file(path)
-            self.store.put_file(layout.model_file(task, version, name), path, if_none_match=True)
+            self._create(layout.model_file(task, version, name), path, checksums[name])
             files.append(name)
         for name, data in sorted({layout.ENVIRONMENT: _json(snapshot()), **(artifacts or {})}.items()):
             checksums[name] = hashlib.sha256(data).hexdigest()
-            self.store.put(layout.model_file(task, version, name), data, if_none_match=True)
+            self._create(layout.model_file(task, version, name), data, checksums[name])
             files.append(name)
         mv = ModelVersion(
             task=task,
@@ -251,14 +251,40 @@ class Registry:
             return None
         return mv if mv.registration == registration else None
 
-    def _claim_version(self, task: str) -> int:
-        claim = _json({"host": socket.gethostname(), "pid": os.getpid(), "at": _now()})
+    def _create(self, key: str, content: bytes | Path, sha256: str) -> None:
+        """Create-only write of a key only this writer creates (a file of a version it
+        claimed, a history entry). A key that already holds the same bytes is this write,
+        retried by the client after its response was lost; anything else is an error."""
+        try:
+            if isinstance(content, Path):
+                self.store.put_file(key, content, if_none_match=True)
+            else:
+                self.store.put(key, content, if_none_match=True)
+        except PreconditionFailedError:
+            if hashlib.sha256(self.store.get(key)).hexdigest() != sha256:
+                raise
+
+    def _claim_version(self, task: str, registration: str) -> int:
+        # The claim names its registration and is unique, so a retried claim whose first
+        # response was lost finds its own bytes rather than skipping to the next number.
+        claim = _json(
+            {
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "at": _now(),
+                "registration": registration,
+                "claim": uuid.uuid4().hex,
+            }
+        )
         version = max(self._claimed(task), default=0) + 1
         while True:
+            key = layout.model_file(task, version, layout.CLAIM)
             try:
-                self.store.put(layout.model_file(task, version, layout.CLAIM), claim, if_none_match=True)
+                self.store.put(key, claim, if_none_match=True)
                 return version
             except PreconditionFailedError:
+                if self.store.get(key) == claim:
+                    return version
                 version += 1
 
     def _claimed(self, task: str) -> Iterator[int]:
@@ -277,7 +303,8 @@ class Registry:
 
     def model(self, task: str, version: int | str) -> ModelVersion:
         """A committed version by number, or by alias name (``champion``) or ``latest``."""
-        if isinstance(version, str) and not version.isdigit():
+        # isdecimal() and isdigit() accept other scripts' digits ("²", "٣"); int() does not.
+        if isinstance(version, str) and not (version.isascii() and version.isdigit()):
             return self._by_name(task, version)
         try:
             data = json.loads(self.store.get(layout.model_file(task, int(version), layout.METADATA)))
@@ -295,6 +322,11 @@ class Registry:
             if not found:
                 raise NotFoundError(f"task {task!r} has no model versions in {self.store.url}")
             return found[-1]
+        if not layout.is_alias_name(name):
+            raise NotFoundError(
+                f"task {task!r} has no version or alias {name!r} in {self.store.url}; expected a "
+                f"version number, 'latest' or an alias ({', '.join(self.aliases(task)) or 'none yet'})"
+            )
         record = self.alias(task, name)
         if record is None:
             raise NotFoundError(f"task {task!r} has no alias {name!r} in {self.store.url}")
@@ -334,6 +366,14 @@ class Registry:
 
     # -- aliases -------------------------------------------------------------------------
 
+    def aliases(self, task: str) -> list[str]:
+        """Names of the task's aliases that exist."""
+        return [
+            key.rsplit("/", 1)[-1].removesuffix(".json")
+            for key in self.store.children(layout.aliases(task))
+            if key.endswith(".json")
+        ]
+
     def alias(self, task: str, alias: str = CHAMPION) -> AliasRecord | None:
         try:
             data, etag = self.store.get_with_etag(layout.alias(task, alias))
@@ -349,11 +389,15 @@ class Registry:
         expected: AliasRecord | None,
         alias: str = CHAMPION,
         reason: str = "",
+        write_id: str = "",
     ) -> AliasRecord:
         """Move ``alias`` to ``version`` if it still is as ``expected`` (``None``: absent).
 
         Raises ``AliasConflictError`` when another writer moved it first; the caller
-        decides whether to re-read and retry.
+        decides whether to re-read and retry. ``write_id`` names this move (default: a new
+        random id); a repeated call with the same id and expectation, such as a retry after
+        the store was unreachable, recognises a move that landed and returns it, history
+        entry included, instead of reporting a conflict.
         """
         if expected is not None and not expected.etag:
             # Without an etag the write would be unconditional and could lose a promotion.
@@ -365,7 +409,7 @@ class Registry:
             updated_at=_now(),
             previous=expected.version if expected else None,
             reason=reason,
-            write_id=uuid.uuid4().hex,
+            write_id=write_id or uuid.uuid4().hex,
         )
         body = {k: v for k, v in asdict(record).items() if k != "etag"}
         key = layout.alias(task, alias)
@@ -378,27 +422,22 @@ class Registry:
             # A lost response makes the client retry a write that landed; the retry then
             # fails its own condition. The write id tells that apart from another writer.
             current = self.alias(task, alias)
-            if current is None or current.write_id != record.write_id:
+            if current is None or current.write_id != record.write_id or current.version != mv.version:
                 raise AliasConflictError(
                     f"alias {alias!r} of task {task!r} moved while promoting version {version}"
                 ) from None
+            # The record that landed (its time names the history entry), not this attempt's.
+            body = {k: v for k, v in asdict(current).items() if k != "etag"}
             etag = current.etag
-        history = layout.alias_history_entry(task, alias, record.updated_at, version, record.write_id[:8])
-        self._put_once(history, _json(body))
+        suffix = hashlib.sha256(body["write_id"].encode()).hexdigest()[:8]
+        history = layout.alias_history_entry(task, alias, body["updated_at"], version, suffix)
+        entry = _json(body)
+        self._create(history, entry, hashlib.sha256(entry).hexdigest())
         record = AliasRecord(**{**body, "etag": etag})
         self._call_hook(
             "after_promote", task=task, alias=alias, version=mv, previous=expected, store=self.store
         )
         return record
-
-    def _put_once(self, key: str, data: bytes) -> None:
-        """Create ``key`` with ``data``; an object already there with the same bytes is this
-        write, retried after a lost response."""
-        try:
-            self.store.put(key, data, if_none_match=True)
-        except PreconditionFailedError:
-            if self.store.get(key) != data:
-                raise
 
     def promote(
         self, task: str, version: int, *, alias: str = CHAMPION, reason: str = "", attempts: int = 5

@@ -130,15 +130,17 @@ class Schema:
                 f"{source}: missing column(s) {missing}; expected {wanted}, "
                 f"found {list(map(str, frame.columns))}"
             )
-        out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
+        # Collected first and framed once: inserting columns one by one costs quadratic time
+        # and a PerformanceWarning per column on wide tables.
+        out: dict[str, Any] = {}
         for col in self.features:
             out[col.name] = _coerce(frame[col.name].reset_index(drop=True), col, source)
         for extra in (self.id_column, self.time_column):
-            if extra and extra in frame.columns and extra not in out.columns:
+            if extra and extra in frame.columns and extra not in out:
                 out[extra] = frame[extra].reset_index(drop=True)  # keeps tz-aware dtypes
         if require_target or self.target in frame.columns:
             out[self.target] = self.encode_target(frame[self.target].reset_index(drop=True), source)
-        return out
+        return pd.DataFrame(out, index=pd.RangeIndex(len(frame)))
 
     def encode_target(self, values: pd.Series, source: str) -> np.ndarray:
         """Map labels (or already-encoded indices) to class indices."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mlplug.errors import SettingsError
 
 
 class Settings(BaseSettings):
@@ -30,6 +32,18 @@ class Settings(BaseSettings):
     report_link_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=7 * 24 * 3600)
     #: Attempts per S3 call before the store counts as unreachable.
     s3_max_attempts: int = Field(default=5, ge=1, le=20)
+    #: Seconds to wait for a connection to the S3 endpoint, per attempt.
+    s3_connect_timeout: float = Field(default=5.0, gt=0)
+    #: Seconds to wait for the S3 endpoint to send the next bytes of an answer, per attempt.
+    s3_read_timeout: float = Field(default=20.0, gt=0)
+    #: Seconds an S3 call may spend in all its attempts: no attempt starts that could end
+    #: later. With the defaults an unreachable or silent endpoint fails a call within 60 s,
+    #: which fits a Kubernetes startup probe of a few minutes. It does not cut short an
+    #: attempt that is receiving data (a large download).
+    s3_retry_seconds: float = Field(default=60.0, gt=0)
+    #: Most columns a data file may have (checked on its header before its rows are read):
+    #: a table far wider than any task's schema costs minutes of parsing and profiling.
+    max_columns: int = Field(default=2000, ge=1)
     #: Comma-separated allow-list of plugin names; unset loads every installed plugin.
     load_plugins: str | None = None
     #: Comma-separated deny-list of plugin names.
@@ -51,6 +65,16 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _one_attempt_fits_the_retry_time(self) -> Settings:
+        one = self.s3_connect_timeout + self.s3_read_timeout
+        if self.s3_retry_seconds < one:
+            raise ValueError(
+                f"MLPLUG_S3_RETRY_SECONDS ({self.s3_retry_seconds:g}) must be at least "
+                f"MLPLUG_S3_CONNECT_TIMEOUT + MLPLUG_S3_READ_TIMEOUT ({one:g}), the time one attempt may take"
+            )
+        return self
 
     @property
     def store_url(self) -> str:
@@ -87,5 +111,16 @@ def _owned_by_me(path: Path) -> bool:
 
 
 def get_settings() -> Settings:
-    """Read settings now; never cached, so tests and long-lived servers see changes."""
-    return Settings()
+    """Read settings now; never cached, so tests and long-lived servers see changes. A value
+    mlplug cannot use is a :class:`SettingsError` naming the variable, not a traceback."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            message = error["msg"].removeprefix("Value error, ")
+            if error["loc"]:
+                name = f"MLPLUG_{str(error['loc'][0]).upper()}"
+                message = f"{name}={error.get('input')!r}: {message}"
+            problems.append(message)
+        raise SettingsError(f"invalid settings: {'; '.join(problems)}") from None

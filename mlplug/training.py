@@ -267,11 +267,17 @@ def evaluate(
 
 
 def promote_if_unchanged(
-    registry: Registry, task: str, version: int, expected: AliasRecord | None, reason: str
+    registry: Registry,
+    task: str,
+    version: int,
+    expected: AliasRecord | None,
+    reason: str,
+    write_id: str = "",
 ) -> tuple[bool, str]:
-    """Move the champion only if it is still the one we compared against."""
+    """Move the champion only if it is still the one we compared against. ``write_id``
+    (see :meth:`Registry.set_alias`) lets a retried step recognise a move that landed."""
     try:
-        registry.set_alias(task, version, expected=expected, reason=reason)
+        registry.set_alias(task, version, expected=expected, reason=reason, write_id=write_id)
     except AliasConflictError:
         return False, "the champion changed during this run; not promoted (re-run to compare again)"
     return True, reason

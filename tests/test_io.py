@@ -110,3 +110,52 @@ def test_detect_format() -> None:
     assert detect_format("/x/y.ndjson") == "jsonl"
     assert detect_format("file:///x/y.csv.gz") == "csv"
     assert detect_format("/x/y", fmt="jsonl") == "jsonl"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "csv.gz", "parquet"])
+def test_duplicate_column_names_are_refused_naming_them(tmp_path: Path, fmt: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / f"dup.{fmt}"
+    text = "amount,kind,amount,label\n1,a,2,0\n3,b,4,1\n"
+    if fmt == "csv":
+        path.write_text(text)
+    elif fmt == "csv.gz":
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        columns = [pa.array([1, 3]), pa.array(["a", "b"]), pa.array([2, 4]), pa.array([0, 1])]
+        pq.write_table(pa.table(columns, names=["amount", "kind", "amount", "label"]), path)
+    with pytest.raises(DataError, match=r"dup\.\S+: duplicate column names \['amount'\]"):
+        read_table(str(path))
+
+
+def test_duplicate_keys_across_jsonl_records_are_not_duplicate_columns(tmp_path: Path) -> None:
+    path = tmp_path / "ok.jsonl"
+    path.write_text('{"amount": 1, "label": 0}\n{"amount": 2, "label": 1}\n')
+    assert list(read_table(str(path)).columns) == ["amount", "label"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+def test_more_columns_than_the_limit_are_refused_before_parsing(
+    tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLPLUG_MAX_COLUMNS", "2")
+    path = write(tmp_path / f"wide.{fmt}", fmt)  # three columns
+    limit = r"wide\.\w+: 3 columns, more than the limit of 2; .*MLPLUG_MAX_COLUMNS"
+    with pytest.raises(DataError, match=limit):
+        read_table(str(path))
+    monkeypatch.setenv("MLPLUG_MAX_COLUMNS", "3")
+    same_table(read_table(str(path)))
+
+
+def test_a_fifo_or_a_device_is_refused_without_reading_it(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)  # opening it to read would wait for a writer forever
+    refused = r"pipe\.csv: is not a regular file .*expected a file or an s3:// URL"
+    with pytest.raises(DataError, match=refused):
+        read_table(str(fifo))
+    with pytest.raises(DataError, match=r"/dev/zero: is not a regular file"):
+        read_table("/dev/zero", fmt="csv")  # would read until memory runs out

@@ -477,3 +477,17 @@ def test_a_repeated_registration_returns_the_version_it_committed(any_store, tmp
     assert [v.version for v in registry.versions(TASK)] == [first.version]
     other = register(registry, tmp_path, "other", registration="flow-run-2")
     assert other.version == first.version + 1
+
+
+@pytest.mark.parametrize("name", ["²", "٣", "../x", "-1"])
+def test_a_version_that_is_neither_a_number_nor_an_alias_is_not_found_naming_what_is_expected(
+    registry: Registry, tmp_path: Path, name: str
+) -> None:
+    register(registry, tmp_path, "a")
+    registry.set_alias(TASK, 1, expected=None)
+    with pytest.raises(NotFoundError) as info:
+        registry.model(TASK, name)
+    assert str(info.value) == (
+        f"task {TASK!r} has no version or alias {name!r} in {registry.store.url}; "
+        "expected a version number, 'latest' or an alias (champion)"
+    )

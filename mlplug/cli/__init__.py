@@ -96,9 +96,9 @@ def main() -> None:
     # Without PREFECT_API_URL, Prefect starts a temporary local API; on a busy laptop it can
     # take longer than Prefect's 20 s default to come up.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    keep_embedded_prefect_under_home(os.environ)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        keep_embedded_prefect_under_home(os.environ)  # reads the settings: a bad one fails here
         app()
     except MlplugError as exc:
         if os.environ.get("MLPLUG_DEBUG", "").lower() in ("1", "true", "yes"):

@@ -150,6 +150,10 @@ def _fsync(path: Path) -> None:
 
 def open_local(url: str, settings: Settings) -> LocalStore:
     parsed = urlparse(url)
-    if parsed.netloc not in ("", "localhost"):
-        raise StoreError(f"store URL {url!r}: file URLs must be file:///absolute/path")
-    return LocalStore(Path(unquote(parsed.path)))
+    path = unquote(parsed.path)
+    # file:relative would resolve against whatever directory the command runs in.
+    if parsed.netloc not in ("", "localhost") or not path.startswith("/"):
+        raise StoreError(
+            f"store URL {url!r}: a file store needs an absolute path, as in file:///absolute/path"
+        )
+    return LocalStore(Path(path))

@@ -3,12 +3,14 @@
 Create-only writes use ``IfNoneMatch="*"`` and compare-and-swap uses ``IfMatch=<etag>``,
 so the same guarantees hold across machines without a lock service. Transient errors
 (throttling, 5xx, dropped connections) are retried by botocore's ``standard`` mode with
-exponential backoff; a store that stays unreachable raises ``StoreUnavailableError`` naming
-the URL and the endpoint.
+exponential backoff, within a time budget (:class:`RetryBudget`); a store that stays
+unreachable raises ``StoreUnavailableError`` naming the URL, the endpoint and the settings
+that set how long to wait.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ class S3Store(Store):
         from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
         from botocore.exceptions import ConnectionError as EndpointError
 
+        started = time.monotonic()
         try:
             return getattr(self.client, method)(**kwargs)
         except ClientError as exc:
@@ -63,7 +66,9 @@ class S3Store(Store):
         except (EndpointError, HTTPClientError) as exc:  # refused, reset or timed out
             where = f" at {self.endpoint}" if self.endpoint else ""
             raise StoreUnavailableError(
-                f"store {self.url}{where} is unreachable after retries: {exc}"
+                f"store {self.url}{where} is unreachable: gave up after {time.monotonic() - started:.0f} s "
+                f"({exc}); MLPLUG_S3_CONNECT_TIMEOUT, MLPLUG_S3_READ_TIMEOUT and "
+                "MLPLUG_S3_RETRY_SECONDS set how long to wait"
             ) from exc
         except BotoCoreError as exc:  # e.g. no credentials: retrying would not help
             raise StoreError(f"store {self.url}: {method} {key!r} failed: {exc}") from exc
@@ -134,16 +139,48 @@ class S3Store(Store):
         )
 
 
+class RetryBudget:
+    """Caps the time one S3 call spends in botocore's retries: a retry is refused when it
+    could end after ``seconds`` from the call's start, counting its backoff (botocore's
+    standard mode waits at most ``min(2 ** (attempt - 1), 20)`` s) and a full attempt
+    (connect and read timeouts). botocore itself only counts attempts."""
+
+    _STARTED = "mlplug_started"
+
+    def __init__(self, seconds: float, attempt_seconds: float) -> None:
+        self.seconds = seconds
+        self.attempt_seconds = attempt_seconds
+
+    def install(self, client: Any) -> None:
+        events = client.meta.events
+        events.register("before-call.s3", self._start)
+        # First: a refusal (False) must win over the retry handler's delay.
+        events.register_first("needs-retry.s3", self._allow)
+
+    def _start(self, context: dict[str, Any], **_: Any) -> None:
+        context[self._STARTED] = time.monotonic()
+
+    def _allow(self, attempts: int, request_dict: dict[str, Any], **_: Any) -> bool | None:
+        started = request_dict.get("context", {}).get(self._STARTED)
+        if started is None:
+            return None
+        backoff = min(2.0 ** (attempts - 1), 20.0)
+        if time.monotonic() - started + backoff + self.attempt_seconds > self.seconds:
+            return False  # no retry: the caller gets the last error now
+        return None  # botocore's own retry policy decides
+
+
 def make_s3_client(settings: Settings) -> Any:
-    """A boto3 S3 client: credentials from a prefect-aws block or the default chain."""
+    """A boto3 S3 client: credentials from a prefect-aws block or the default chain;
+    timeouts and retries from the ``s3_*`` settings."""
     import boto3
     from botocore.config import Config
 
     # botocore's "max_attempts" counts retries after the first try; the setting counts tries.
     config = Config(
         retries={"total_max_attempts": settings.s3_max_attempts, "mode": "standard"},
-        connect_timeout=5,
-        read_timeout=60,
+        connect_timeout=settings.s3_connect_timeout,
+        read_timeout=settings.s3_read_timeout,
         # Presigned report links: SigV4, which every region accepts (boto3 may sign v2).
         signature_version="s3v4",
     )
@@ -153,7 +190,10 @@ def make_s3_client(settings: Settings) -> Any:
         session = AwsCredentials.load(settings.aws_credentials_block).get_boto3_session()
     else:
         session = boto3.session.Session()
-    return session.client("s3", endpoint_url=settings.s3_endpoint_url or None, config=config)
+    client = session.client("s3", endpoint_url=settings.s3_endpoint_url or None, config=config)
+    attempt = settings.s3_connect_timeout + settings.s3_read_timeout
+    RetryBudget(settings.s3_retry_seconds, attempt).install(client)
+    return client
 
 
 def open_s3(url: str, settings: Settings) -> S3Store:

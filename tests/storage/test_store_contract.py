@@ -190,3 +190,13 @@ def test_s3_call_survives_a_server_that_comes_up_late(
     finally:
         stop.set()
         starter.join(timeout=30)
+
+
+@pytest.mark.parametrize("url", ["file:relative", "file:relative/dir", "file://host/dir"])
+def test_a_file_store_url_without_an_absolute_path_is_refused(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StoreError, match=r"a file store needs an absolute path, as in file:///absolute/path"):
+        open_store(url)
+    assert list(tmp_path.iterdir()) == []  # nothing created in the current directory
