@@ -34,6 +34,18 @@ class ServeSettings(BaseSettings):
     insecure: bool = False
     #: Largest request body in bytes; larger ones get 413.
     max_body_bytes: int = Field(default=1_000_000, ge=1_024)
+    #: Most bytes in a request's line and headers together; more get 431 (read no further).
+    max_header_bytes: int = Field(default=16_384, ge=1_024)
+    #: Most header fields in one request; more get 431.
+    max_headers: int = Field(default=100, ge=8)
+    #: Open client connections; one more is answered 503 and closed. Capped at what the
+    #: process's file-descriptor limit allows (the soft limit is raised to the hard one).
+    max_connections: int = Field(default=1_000, ge=1)
+    #: Seconds a connection may stay open without sending a request (fresh or between
+    #: requests) before it is closed.
+    keepalive_timeout: float = Field(default=5.0, gt=0.0)
+    #: Seconds from a request's first byte to its last (head and body); slower ones get 408.
+    request_timeout: float = Field(default=10.0, gt=0.0)
     #: Most records in one /predict request; more get 422.
     max_batch: int = Field(default=1_000, ge=1)
     #: Most records in one /explain request (attributions cost far more than predictions).
