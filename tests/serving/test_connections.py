@@ -198,3 +198,13 @@ def test_connections_beyond_the_cap_get_503_and_never_exhaust_file_descriptors(
     assert "MLPLUG_MAX_CONNECTIONS" in refused[0][1]["error"]
     assert 0 < closed_idle < 1024 and closed_idle + len(refused) == 3000
     assert "file-descriptor limit" in log and "Too many open files" not in log
+
+
+def test_worker_processes_enforce_the_same_limits(fraud_store: FraudStore, tmp_path: Path) -> None:
+    """``--workers 2``: uvicorn spawns the workers and each builds the protocol from MLPLUG_*."""
+    env = server_env(fraud_store, tmp_path / "home", MLPLUG_RELOAD_INTERVAL="0", MLPLUG_MAX_HEADERS="20")
+    with mlplug_server("fraud", tmp_path, env=env, args=("--workers", "2")) as server:
+        many = {f"X-H{i}": "1" for i in range(25)}
+        response = httpx.get(f"{server.url}/healthz", headers=many, timeout=10)
+        assert response.status_code == 431 and "more than 20" in response.json()["error"]
+        assert httpx.post(f"{server.url}/predict", json=RECORD, headers=AUTH).status_code == 200
