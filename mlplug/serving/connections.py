@@ -46,6 +46,8 @@ MAX_LINGERING = 64
 #: How long, and for how many bytes, a refused connection is read and dropped before closing.
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 1 << 20
+#: Seconds between log lines about refused connections.
+REFUSAL_LOG_INTERVAL = 10.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     limits: ClassVar[ConnectionLimits | None] = None
     #: Refused connections currently lingering (one event loop per process).
     lingering: ClassVar[int] = 0
+    refused_unlogged: ClassVar[int] = 0
+    refusal_logged_at: ClassVar[float] = float("-inf")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -140,7 +144,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.guard.max_connections:
             self.transport = transport
-            log.warning("refused a connection: %d open (MLPLUG_MAX_CONNECTIONS)", len(self.connections))
+            self._log_refusal()
             message = (
                 f"server busy: {self.guard.max_connections} connections are open "
                 "(MLPLUG_MAX_CONNECTIONS); retry shortly"
@@ -149,6 +153,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         super().connection_made(transport)
         self._arm_idle_timer()
+
+    def _log_refusal(self) -> None:
+        # A flood refuses thousands of connections a second: one log line per interval.
+        cls = type(self)
+        cls.refused_unlogged += 1
+        now = self.loop.time()
+        if now - cls.refusal_logged_at >= REFUSAL_LOG_INTERVAL:
+            log.warning(
+                "refused %d connection(s): %d open (MLPLUG_MAX_CONNECTIONS=%d)",
+                cls.refused_unlogged,
+                len(self.connections),
+                self.guard.max_connections,
+            )
+            cls.refused_unlogged = 0
+            cls.refusal_logged_at = now
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_request_timer()
