@@ -178,3 +178,22 @@ def test_staleness_limit_must_span_two_polls() -> None:
     assert get_serve_settings(reload_interval=30, max_staleness=0).staleness_limit is None
     assert get_serve_settings(reload_interval=0, max_staleness=300).staleness_limit is None
     assert get_serve_settings(reload_interval=30, max_staleness=60).staleness_limit == 60
+
+
+def test_an_unreadable_key_file_keeps_the_keys_and_makes_them_stale(tmp_path: Path) -> None:
+    from mlplug.serving.auth import ApiKeys
+    from mlplug.serving.config import ServeSettings
+
+    keys_file = tmp_path / "keys"
+    keys_file.write_text(OTHER_KEY)
+    keys = ApiKeys.from_settings(ServeSettings(api_keys_file=keys_file))
+    header = [(b"x-api-key", OTHER_KEY.encode())]
+    keys_file.write_bytes(b"\xff\xfe not text")  # UnicodeDecodeError, not an OSError
+    loaded = keys.loaded_at
+    keys.reload()
+    assert keys.allows(header) and keys.loaded_at == loaded
+    assert keys.last_error and "UnicodeDecodeError" in keys.last_error and str(keys_file) in keys.last_error
+    assert keys.stale_for(now=loaded + 100) == pytest.approx(100)
+    keys_file.write_text("serving-tests-new-key-0123456789")
+    keys.reload()
+    assert not keys.allows(header) and keys.last_error is None and keys.stale_for() < 1
