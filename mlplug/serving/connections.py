@@ -129,7 +129,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         #: Requests whose body was read to the end on this connection.
         self._completed = 0
         self._head_bytes = 0
-        self._header_count = 0
         self._reading_head = True
         self._headers_done = False
         self._request_timer: asyncio.TimerHandle | None = None
@@ -237,27 +236,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._header_count = 0
         self._headers_done = False
         # A request has started: the idle timer stops, the request's own deadline starts.
         self._unset_keepalive_if_required()
         self._cancel_request_timer()
         self._request_timer = self.loop.call_later(self.guard.request_timeout, self._request_timed_out)
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        if self._header_count > self.guard.max_headers:
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        self._headers_done = True
+        # Counted here rather than per header (a Python call per header costs throughput):
+        # the head is already capped in bytes, so parsing the excess costs little.
+        if len(self.headers) > self.guard.max_headers:
             self._refusal = _refusal(
                 431,
                 b"Request Header Fields Too Large",
                 f"more than {self.guard.max_headers} request headers (MLPLUG_MAX_HEADERS)",
             )
-            raise _RequestRefusedError
-        super().on_header(name, value)
-
-    def on_headers_complete(self) -> None:
-        self._reading_head = False
-        self._headers_done = True
+            raise _RequestRefusedError  # stops the parser; _feed answers the refusal
         super().on_headers_complete()
         if self._draining and self.cycle is not None:
             self.cycle.keep_alive = False  # the answer carries Connection: close
