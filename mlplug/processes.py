@@ -59,6 +59,12 @@ def _tail(log: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
+def _limit_open_files(count: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))
+
+
 def stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     if proc.poll() is None:
         proc.terminate()
@@ -85,11 +91,13 @@ def mlplug_server(
     args: tuple[str, ...] = (),
     port: int | None = None,
     timeout: float = 90,
+    open_files: int | None = None,
 ) -> Iterator[RunningServer]:
     """``mlplug serve TASK`` on 127.0.0.1 as a child process, ready when it yields.
 
     ``env`` adds to the current environment (``MLPLUG_STORE``, ``MLPLUG_API_KEYS``, ...).
-    The server gets SIGTERM when the block exits, and is killed if it does not stop.
+    ``open_files`` sets the child's file-descriptor limit (soft and hard), as a container's
+    would. The server gets SIGTERM when the block exits, and is killed if it does not stop.
     """
     port = port or free_port()
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -101,6 +109,7 @@ def mlplug_server(
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, **OFFLINE_ENV, **(env or {})},
+            preexec_fn=None if open_files is None else lambda: _limit_open_files(open_files),
         )
     url = f"http://{LOOPBACK}:{port}"
     try:
@@ -108,4 +117,3 @@ def mlplug_server(
         yield RunningServer(url=url, proc=proc, log=log)
     finally:
         stop(proc, grace=30)
-

@@ -5,6 +5,7 @@ cap; ``schemas`` request/response models from the model's schema; ``predict`` sc
 rendering; ``hotpath`` answers ``POST /predict`` in front of FastAPI; ``routes`` the other
 endpoints (and /predict's documentation); ``model_holder`` the hot swap; ``metrics``
 Prometheus; ``observe`` the traffic observer seam; ``lifecycle`` readiness and draining;
-``state`` what one server holds; ``server`` runs uvicorn. Import :func:`create_app` from
+``state`` what one server holds; ``connections`` header, connection and time limits and the
+keep-alive drain under uvicorn; ``server`` runs uvicorn. Import :func:`create_app` from
 :mod:`mlplug.serving.app`: importing this package does not import FastAPI.
 """

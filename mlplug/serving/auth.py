@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import logging
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -81,6 +82,10 @@ class ApiKeys:
         self._source = source
         self._inline: tuple[bytes, ...] = ()
         self._lock = threading.Lock()
+        #: When the keys were last read successfully from their source.
+        self.loaded_at = time.time()
+        #: Why the last re-read failed (None after a successful one).
+        self.last_error: str | None = None
 
     @classmethod
     def from_settings(cls, settings: ServeSettings) -> ApiKeys:
@@ -108,22 +113,37 @@ class ApiKeys:
         return len(self._keys)
 
     def reload(self) -> None:
-        """Re-read the key file (a rotated Secret). A broken file keeps the current keys."""
+        """Re-read the key file (a rotated Secret). A broken file keeps the current keys.
+
+        The keys then grow stale (:meth:`stale_for`): readiness turns false once they are
+        older than the staleness limit, since a revoked key may still be among them.
+        """
         if self._source is None or not self.enabled:
             return
         try:
             keys = [*self._inline, *_check(read_key_source(self._source))]
-        except (OSError, AuthConfigError) as exc:
-            log.warning("API keys not reloaded from %s: %s", self._source, exc)
+        except Exception as exc:  # OSError, a key file that is not text, a refused key: keep going
+            detail = str(exc) if isinstance(exc, MlplugError) else f"{type(exc).__name__}: {exc}"
+            self.last_error = f"API keys not reloaded from {self._source}: {detail}"
+            log.warning("%s", self.last_error)
             return
         if not keys:
-            log.warning("API key source %s is empty; keeping the current keys", self._source)
+            self.last_error = f"API key source {self._source} is empty; keeping the current keys"
+            log.warning("%s", self.last_error)
             return
         with self._lock:
             changed = set(keys) != set(self._keys)
             self._keys = tuple(keys)
+        self.loaded_at = time.time()
+        self.last_error = None
         if changed:
             log.info("API keys reloaded: %d key(s)", len(keys))
+
+    def stale_for(self, now: float | None = None) -> float:
+        """Seconds since the key source was last read (0 when the keys come from no file)."""
+        if self._source is None or not self.enabled:
+            return 0.0
+        return max(0.0, (now or time.time()) - self.loaded_at)
 
     def allows(self, headers: Iterable[tuple[bytes, bytes]]) -> bool:
         """True when auth is off or the ASGI ``headers`` carry a configured key."""

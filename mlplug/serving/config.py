@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,6 +34,18 @@ class ServeSettings(BaseSettings):
     insecure: bool = False
     #: Largest request body in bytes; larger ones get 413.
     max_body_bytes: int = Field(default=1_000_000, ge=1_024)
+    #: Most bytes in a request's line and headers together; more get 431 (read no further).
+    max_header_bytes: int = Field(default=16_384, ge=1_024)
+    #: Most header fields in one request; more get 431.
+    max_headers: int = Field(default=100, ge=8)
+    #: Open client connections; one more is answered 503 and closed. Capped at what the
+    #: process's file-descriptor limit allows (the soft limit is raised to the hard one).
+    max_connections: int = Field(default=1_000, ge=1)
+    #: Seconds a connection may stay open without sending a request (fresh or between
+    #: requests) before it is closed.
+    keepalive_timeout: float = Field(default=5.0, gt=0.0)
+    #: Seconds from a request's first byte to its last (head and body); slower ones get 408.
+    request_timeout: float = Field(default=10.0, gt=0.0)
     #: Most records in one /predict request; more get 422.
     max_batch: int = Field(default=1_000, ge=1)
     #: Most records in one /explain request (attributions cost far more than predictions).
@@ -42,6 +54,10 @@ class ServeSettings(BaseSettings):
     explain_concurrency: int = Field(default=1, ge=1)
     #: Seconds between polls of the alias (and of the API key file). 0 disables reloading.
     reload_interval: float = Field(default=30.0, ge=0.0)
+    #: Readiness turns false when no poll has confirmed the served version (or re-read the
+    #: API key file) for this many seconds: the store is unreachable, the alias is gone, or
+    #: the new version cannot be loaded. 0 turns the check off. At least 2 x the interval.
+    max_staleness: float = Field(default=300.0, ge=0.0)
     #: Seconds that in-flight requests get to finish after SIGTERM.
     graceful_timeout: float = Field(default=20.0, ge=0.0)
     #: Requests waiting for traffic observers before new ones are dropped (and counted).
@@ -53,6 +69,22 @@ class ServeSettings(BaseSettings):
     @classmethod
     def _strip(cls, value: str) -> str:
         return value.strip()
+
+    @model_validator(mode="after")
+    def _staleness_spans_polls(self) -> ServeSettings:
+        if self.reload_interval > 0 and 0 < self.max_staleness < 2 * self.reload_interval:
+            raise ValueError(
+                f"MLPLUG_MAX_STALENESS ({self.max_staleness:g} s) must be at least twice "
+                f"MLPLUG_RELOAD_INTERVAL ({self.reload_interval:g} s), or 0 to turn the check off"
+            )
+        return self
+
+    @property
+    def staleness_limit(self) -> float | None:
+        """Seconds after which the model or keys count as stale; None when nothing polls."""
+        if self.reload_interval <= 0 or self.max_staleness <= 0:
+            return None
+        return self.max_staleness
 
 
 def get_serve_settings(**overrides: object) -> ServeSettings:

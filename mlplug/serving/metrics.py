@@ -13,12 +13,15 @@ import bisect
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+if TYPE_CHECKING:
+    from mlplug.serving.model_holder import ReloadStatus
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 SCORE_BUCKETS = (*(round(0.05 * i, 2) for i in range(1, 20)), 1.0)
@@ -133,6 +136,32 @@ class ServingMetrics:
             ["task", "outcome"],
             registry=reg,
         )
+        self.reload_failing = Gauge(
+            "mlplug_model_reload_failing",
+            "Alias polls in a row that failed (0 while the poller sees the store)",
+            ["task"],
+            registry=reg,
+        )
+        self.reload_error_time = Gauge(
+            "mlplug_model_reload_last_error_timestamp_seconds",
+            "When the last alias poll failed (0 once one succeeds); the log says why",
+            ["task"],
+            registry=reg,
+        )
+        self.model_staleness = Gauge(
+            "mlplug_model_staleness_seconds",
+            "Seconds since a poll confirmed the served version is the alias's",
+            ["task"],
+            registry=reg,
+        )
+        self.keys_staleness = Gauge(
+            "mlplug_api_keys_staleness_seconds",
+            "Seconds since the API key file was last read",
+            registry=reg,
+        )
+        self.keys_reload_failing = Gauge(
+            "mlplug_api_keys_reload_failing", "1 while the API key file cannot be read", registry=reg
+        )
         self.ready = Gauge("mlplug_ready", "1 while the server takes traffic, 0 while draining", registry=reg)
         self.observer_dropped = Counter(
             "mlplug_observer_dropped", "Traffic batches dropped because observers fell behind", registry=reg
@@ -180,6 +209,16 @@ class ServingMetrics:
         self.model_info.labels(*labels).set(1)
         self.model_version.labels(self.task).set(version)
         self.model_loaded.labels(self.task).set(time.time())
+
+    def set_freshness(
+        self, status: ReloadStatus, model_staleness: float, keys_staleness: float, keys_error: str | None
+    ) -> None:
+        """Reload health, set at scrape time from the holder's ``ReloadStatus`` and the keys."""
+        self.reload_failing.labels(self.task).set(status.consecutive_failures)
+        self.reload_error_time.labels(self.task).set(status.last_error_at or 0)
+        self.model_staleness.labels(self.task).set(model_staleness)
+        self.keys_staleness.set(keys_staleness)
+        self.keys_reload_failing.set(1 if keys_error else 0)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

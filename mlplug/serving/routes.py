@@ -52,6 +52,11 @@ class ModelInfo(BaseModel):
     follows_alias: bool
     last_reload_check: float | None
     last_reload_error: str | None
+    last_reload_error_at: float | None
+    #: When a poll last confirmed that this is the version the alias names.
+    confirmed_at: float
+    api_keys_loaded_at: float
+    api_keys_error: str | None
 
 
 class Health(BaseModel):
@@ -61,6 +66,8 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: str
     version: int | None = None
+    #: Why the server is not ready ("stale": the store or the key file cannot be read).
+    reason: str | None = None
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -95,6 +102,10 @@ def _model_info(state: ServingState, served: ServedModel) -> bytes:
         follows_alias=state.holder.follows_alias,
         last_reload_check=state.holder.status.last_check,
         last_reload_error=state.holder.status.last_error,
+        last_reload_error_at=state.holder.status.last_error_at,
+        confirmed_at=state.holder.status.confirmed_at,
+        api_keys_loaded_at=state.keys.loaded_at,
+        api_keys_error=state.keys.last_error,
     )
     return orjson.dumps(info.model_dump(mode="json"))
 
@@ -164,16 +175,19 @@ def add_routes(router: APIRouter | FastAPI, state: ServingState) -> None:
 
     @router.get(
         "/readyz",
-        summary="Readiness: a model is loaded and the server is not draining",
+        summary="Readiness: a model is loaded, neither it nor the API keys are stale, not draining",
         response_model=Readiness,
-        responses={503: {"model": Readiness, "description": "draining or no model"}},
+        responses={503: {"model": Readiness, "description": "draining, stale or no model"}},
     )
     async def readyz() -> Response:
+        stale = state.staleness()
         if state.ready:
             payload = {"status": "ready", "version": holder.current.version.version}
             return Response(orjson.dumps(payload), media_type=JSON)
-        status = "draining" if state.lifecycle.draining else "loading"
-        return Response(orjson.dumps({"status": status}), status_code=503, media_type=JSON)
+        payload = {"status": "draining" if state.lifecycle.draining else "stale" if stale else "loading"}
+        if stale and not state.lifecycle.draining:
+            payload["reason"] = stale
+        return Response(orjson.dumps(payload), status_code=503, media_type=JSON)
 
     @router.get(
         "/metrics",
@@ -185,6 +199,7 @@ def add_routes(router: APIRouter | FastAPI, state: ServingState) -> None:
     )
     async def prometheus() -> Response:
         metrics.ready.set(1 if state.ready else 0)
+        metrics.set_freshness(holder.status, holder.stale_for(), keys.stale_for(), keys.last_error)
         return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
 

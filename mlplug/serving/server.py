@@ -1,5 +1,6 @@
-"""Run the app under uvicorn: the event loop and HTTP parser that make it fast, a graceful
-drain on SIGTERM, and exit status 0 after a drain.
+"""Run the app under uvicorn: the event loop and HTTP parser that make it fast, the
+connection limits of :mod:`mlplug.serving.connections`, a graceful drain on SIGTERM, and exit
+status 0 after a drain.
 
 uvicorn re-raises the signal it drained for once it is done, so that the process dies "by
 the signal". A server that finished every request after SIGTERM shut down as asked; a
@@ -30,11 +31,16 @@ def _fastest(preferred: str, module: str, fallback: str) -> str:
 
 
 def uvicorn_options(
-    settings: ServeSettings, *, log_level: str = "info", access_log: bool = False
+    settings: ServeSettings, *, log_level: str = "info", access_log: bool = False, workers: int = 1
 ) -> dict[str, Any]:
+    from mlplug.serving.connections import PROTOCOL_FROM_ENV, guarded_protocol  # imports uvicorn
+
     return {
         "loop": _fastest("uvloop", "uvloop", "asyncio"),
-        "http": _fastest("httptools", "httptools", "h11"),
+        # httptools with header, connection and time limits, and a drain that loses nothing;
+        # worker processes build the same from the MLPLUG_* environment.
+        "http": guarded_protocol(settings) if workers <= 1 else PROTOCOL_FROM_ENV,
+        "timeout_keep_alive": settings.keepalive_timeout,
         "lifespan": "on",
         "log_level": log_level,
         # An access log line costs about as much as a prediction; Prometheus counts requests.
@@ -68,7 +74,7 @@ def run_server(
     import uvicorn
 
     logging.getLogger("mlplug").setLevel(log_level.upper())
-    options = uvicorn_options(settings, log_level=log_level, access_log=access_log)
+    options = uvicorn_options(settings, log_level=log_level, access_log=access_log, workers=workers)
     if workers <= 1:
         from mlplug.serving.app import create_app
 

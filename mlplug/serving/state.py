@@ -32,4 +32,24 @@ class ServingState:
 
     @property
     def ready(self) -> bool:
-        return self.holder.loaded and not self.lifecycle.draining
+        return self.holder.loaded and not self.lifecycle.draining and self.staleness() is None
+
+    def staleness(self) -> str | None:
+        """Why the served model or the API keys are too old to trust, or None."""
+        limit = self.settings.staleness_limit
+        if limit is None:
+            return None
+        model_age = self.holder.stale_for()
+        if model_age > limit:
+            return (
+                f"the served model was last confirmed against alias {self.holder.ref!r} "
+                f"{model_age:.0f} s ago (limit {limit:g} s, MLPLUG_MAX_STALENESS): "
+                f"{self.holder.status.last_error or 'no successful poll'}"
+            )
+        keys_age = self.keys.stale_for()
+        if keys_age > limit:
+            return (
+                f"the API keys were last read {keys_age:.0f} s ago (limit {limit:g} s, "
+                f"MLPLUG_MAX_STALENESS): {self.keys.last_error or 'no successful read'}"
+            )
+        return None

@@ -162,6 +162,23 @@ def test_a_version_with_other_features_is_refused_and_the_old_one_kept(toy_store
     assert holder.current.predictor.proba([[0.0]])[0, 1] == pytest.approx(0.5)
 
 
+def test_a_refused_version_leaves_the_served_one_unconfirmed_until_stale(toy_store) -> None:
+    app = create_app(ServeSettings(task="toy", insecure=True, reload_interval=1, max_staleness=60))
+    state = app.state.serving
+    holder = state.holder
+    assert holder.refresh() == "unchanged" and state.staleness() is None
+    wider = Schema(
+        features=(Column("x", Role.NUMERIC), Column("z", Role.CATEGORICAL)), target="y", classes=("no", "yes")
+    )
+    toy_store.promote("toy", register_toy(toy_store, rate=0.75, schema=wider).version)
+    assert holder.refresh() == "incompatible"
+    confirmed = holder.status.confirmed_at
+    assert holder.refresh() == "unchanged" and holder.status.confirmed_at == confirmed
+    assert "different features" in (holder.status.last_error or "")
+    holder.status.confirmed_at -= 61  # a minute later, as seen by readiness
+    assert not state.ready and "different features" in (state.staleness() or "")
+
+
 def test_a_pinned_version_is_not_followed(toy_store) -> None:
     v2 = register_toy(toy_store, rate=0.75)
     app = create_app(settings(model="1"))
