@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from pydantic import ValidationError
 
 import mlplug
+from mlplug.errors import SettingsError
 from mlplug.monitoring.features import PREDICTION, SCORE
 from mlplug.monitoring.profiles import ProfileWriter, list_profiles, read_merged
 from mlplug.monitoring.whylogs_compat import CategoricalSketch, NumericSketch, Profile
@@ -312,14 +312,14 @@ def test_each_profile_records_the_rows_its_sample_was_drawn_from(mlplug_store: S
 
 def test_the_sample_share_is_validated(monkeypatch) -> None:
     monkeypatch.setenv("MLPLUG_PROFILE_SAMPLE", "0")
-    with pytest.raises(ValidationError, match="profile_sample"):
+    with pytest.raises(SettingsError, match="MLPLUG_PROFILE_SAMPLE"):
         get_settings()
 
 
 def test_the_profile_rate_is_validated(monkeypatch) -> None:
     assert get_settings().profile_rate == 200.0
     monkeypatch.setenv("MLPLUG_PROFILE_RATE", "-5")
-    with pytest.raises(ValidationError, match="profile_rate"):
+    with pytest.raises(SettingsError, match="MLPLUG_PROFILE_RATE"):
         get_settings()
 
 
@@ -341,7 +341,7 @@ def test_the_timer_flushes_when_traffic_stops(mlplug_store: Store) -> None:
 
 def test_the_flush_interval_must_be_positive(monkeypatch) -> None:
     monkeypatch.setenv("MLPLUG_PROFILE_FLUSH_SECONDS", "0")
-    with pytest.raises(ValidationError, match="profile_flush_seconds"):
+    with pytest.raises(SettingsError, match="MLPLUG_PROFILE_FLUSH_SECONDS"):
         get_settings()
     monkeypatch.setenv("MLPLUG_PROFILE_FLUSH_SECONDS", "0.5")
     assert get_settings().profile_flush_seconds == 0.5
