@@ -37,7 +37,7 @@ class Progress:
     """Progress of one piece of work. ``update(done, total, detail)`` as it goes; ``finish()``
     when it is complete (shows 100 %).
 
-    ``title`` starts every line ("tuning fraud"), ``unit`` names what is counted ("trials");
+    ``title`` starts every line ("tuning <task>"), ``unit`` names what is counted ("trials");
     ``key`` names the Prefect artifact (lower-case letters, digits and dashes; the UI shows the
     latest artifact of a key first).
     """
