@@ -96,8 +96,12 @@ def test_flow_run_is_recorded_on_the_prefect_server(toys, prefect_api) -> None:
     assert any(state == "COMPLETED" for _, state in names)
 
     async def artifacts():
+        # Filter on the server: an unfiltered read returns one page, in id (random) order.
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+        wanted = ["toy-metrics", "toy-train-report", "toy-train-report-link"]
         async with get_client() as client:
-            return await client.read_artifacts()
+            return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=wanted)))
 
     keys = {a.key for a in asyncio.run(artifacts())}
     assert {"toy-metrics", "toy-train-report", "toy-train-report-link"} <= keys
