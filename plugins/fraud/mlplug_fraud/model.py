@@ -175,6 +175,12 @@ class CatBoostFraudModel:
     def best_iteration(self) -> int | None:
         return self._fitted().get_best_iteration()
 
+    def refit_params(self, scale: float) -> dict[str, Any]:
+        """The tree count this fit kept (early stopping's best iteration, or all trees),
+        scaled to a training set ``scale`` times as large (``mlplug.task.RefittableModel``)."""
+        kept = int(self._fitted().tree_count_)
+        return {"iterations": max(1, round(kept * scale))}
+
     # -- persistence ---------------------------------------------------------------------
 
     def save(self, path: Path) -> None:
