@@ -110,7 +110,14 @@ def select(
     task_type: TaskType, parts: training.Split, fitted: training.Candidate, p: TrainParameters
 ) -> selection.Selection:
     return selection.select(
-        task_type, parts.train, parts.valid, parts.method, fitted.model, fitted.params, seed=p.seed
+        task_type,
+        parts.train,
+        parts.valid,
+        parts.method,
+        fitted.model,
+        fitted.params,
+        seed=p.seed,
+        fit_seconds=fitted.seconds,
     )
 
 

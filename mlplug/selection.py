@@ -19,7 +19,7 @@ import itertools
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,9 @@ CV_MAX_ROWS = 20_000
 #: choice resting on a few dozen positives is close to a coin flip.
 CV_MIN_RARE_VALID = 100
 CV_FOLDS = 5
+#: ... unless the folds would take longer than this, estimated from the fitted model's own
+#: fit time (a transformer fine-tuned five more times): then the validation part decides.
+CV_MAX_SECONDS = 180.0
 #: Blend weights of the tuned model (the baseline gets the rest) tried for the ensemble.
 BLEND_WEIGHTS = (0.25, 0.5, 0.75)
 #: Display and tie-break order: on equal scores the tuned model wins, as it always has,
@@ -56,10 +59,13 @@ class SelectionPlan:
     description: str
 
 
-def plan_selection(train: Dataset, valid: Dataset, split_method: str) -> SelectionPlan:
+def plan_selection(
+    train: Dataset, valid: Dataset, split_method: str, fit_seconds: float = 0.0
+) -> SelectionPlan:
     """Cross-validation on small data or few rows of the rarest class; the validation part
-    otherwise, and always for time-ordered splits (shuffled folds would train on the
-    future)."""
+    otherwise, always for time-ordered splits (shuffled folds would train on the future),
+    and when the main model's folds would take longer than :data:`CV_MAX_SECONDS`
+    (``fit_seconds`` is what its fit on ``train`` took)."""
     rest = len(train) + len(valid)
     rare_valid = _rarest(valid.y)
     rare_rest = _rarest(np.concatenate([train.y, valid.y]))
@@ -72,6 +78,12 @@ def plan_selection(train: Dataset, valid: Dataset, split_method: str) -> Selecti
     folds = min(CV_FOLDS, rare_rest)
     if not small or folds < 2:
         return validation
+    if fit_seconds * folds > CV_MAX_SECONDS:
+        return replace(
+            validation,
+            description=validation.description
+            + f" (cross-validation would refit the model {folds} times, about {fit_seconds * folds:.0f} s)",
+        )
     return SelectionPlan(
         "cv",
         folds,
@@ -128,10 +140,12 @@ def select(
     fitted_model: Model,
     model_params: dict[str, Any],
     seed: int = 0,
+    fit_seconds: float = 0.0,
 ) -> Selection:
     """Score the tuned model (``fitted_model``, fitted on ``train`` with ``valid`` for early
-    stopping), the baseline configurations and their blend; choose; choose a calibration."""
-    plan = plan_selection(train, valid, split_method)
+    stopping, in ``fit_seconds``), the baseline configurations and their blend; choose;
+    choose a calibration."""
+    plan = plan_selection(train, valid, split_method, fit_seconds)
     if plan.method == "cv":
         data = concat(train, valid)
         folds = _folds(data, plan.folds, seed)
@@ -317,17 +331,21 @@ def _build(task: TaskType, data: Dataset, kind: str, params: dict[str, Any]) -> 
 def refit(
     task: TaskType, train: Dataset, valid: Dataset, selection: Selection, fitted_model: Model
 ) -> list[Candidate]:
-    """Fit every candidate on all non-holdout rows with its chosen parameters, the winner
+    """Fit the candidates on all non-holdout rows with their chosen parameters, the winner
     wrapped in its calibration; each carries its selection scores. The tuned model's
     iteration count (or whatever its ``refit_params`` says) is scaled from its training
-    rows to all of them."""
+    rows to all of them. The tuned model is refitted only when the winner uses it (it may
+    be costly); otherwise its holdout figures are those of ``fitted_model``."""
     data = concat(train, valid)
     scale = len(data) / len(train)
-    model_params = {**selection.get("model").params, **refit_params(fitted_model, scale)}
     baseline_params = selection.get("baseline").params
     with Progress(f"refitting the {task.name} candidates", artifact_key(task.name, "refit"), "fits") as shown:
-        model = task.create_model(data.schema, model_params)
-        fit_model(model, data, None, work=shown.update)
+        if selection.winner in ("model", "blend"):
+            model_params = {**selection.get("model").params, **refit_params(fitted_model, scale)}
+            model = task.create_model(data.schema, model_params)
+            fit_model(model, data, None, work=shown.update)
+        else:
+            model, model_params = fitted_model, dict(selection.get("model").params)
         baseline = build_baseline(task, data.schema, baseline_params)
         fit_model(baseline, data, None)
     models: dict[str, tuple[Model, dict[str, Any]]] = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,16 +89,20 @@ class Candidate:
     folds: tuple[float, ...] = ()
     #: For a searched candidate: every configuration tried, with its mean score and spread.
     searched: tuple[dict[str, Any], ...] = ()
+    #: Seconds its fit took.
+    seconds: float = 0.0
 
 
 def fit_candidate(
     task: TaskType, kind: str, train: Dataset, valid: Dataset, params: dict[str, Any]
 ) -> Candidate:
     model = task.create_model(train.schema, params) if kind == "model" else task.create_baseline(train.schema)
+    started = time.perf_counter()
     with Progress(f"fitting the {task.name} {kind}", artifact_key(task.name, kind, "fit"), "steps") as shown:
         fit_model(model, train, valid, work=shown.update)
+    seconds = time.perf_counter() - started
     metrics = task.evaluate(valid, model.predict_proba(valid.X))
-    return Candidate(kind, model, dict(params) if kind == "model" else {}, metrics)
+    return Candidate(kind, model, dict(params) if kind == "model" else {}, metrics, seconds=seconds)
 
 
 def choose(model: Candidate, baseline: Candidate) -> tuple[Candidate, str]:

@@ -105,6 +105,9 @@ def test_large_or_time_ordered_data_are_chosen_on_the_validation_part() -> None:
     small = training.split(task.synthesize(2_000, seed=1))
     assert selection.plan_selection(small.train, small.valid, small.method).method == "cv"
     assert selection.plan_selection(small.train, small.valid, "time-ordered on 't'").method == "validation"
+    # A model whose folds would take too long (a transformer) is chosen on validation.
+    slow = selection.plan_selection(small.train, small.valid, small.method, fit_seconds=100.0)
+    assert slow.method == "validation" and "would refit the model 5 times" in slow.description
     # Few positives in a large table: cross-validation all the same.
     negatives = big.valid.subset(np.flatnonzero(big.valid.y == 0)[:7000])
     positives = big.valid.subset(np.flatnonzero(big.valid.y == 1)[:20])
