@@ -188,11 +188,17 @@ def stored_choice(store: str, version: int) -> dict[str, Any]:
     return {
         "rows": record.rows,
         "selection": record.selection,
+        "selection_method": record.selection_method,
+        "refit_rows": record.refit_rows,
+        "calibration": record.calibration.to_dict() if record.calibration else None,
         "registered_params": record.registered.params,
         "threshold": mv.threshold,
         "candidates": {
             c.kind: {
                 "valid_pr_auc": c.validation.values.get("pr_auc"),
+                "fold_pr_auc": list(c.folds),
+                "params": c.params,
+                "searched": list(c.searched),
                 "inner_holdout_pr_auc": c.holdout.values.get("pr_auc") if c.holdout else None,
             }
             for c in record.candidates

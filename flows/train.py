@@ -19,7 +19,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from mlplug import layout, training
+from mlplug import layout, selection, training
 from mlplug.dataset import Dataset
 from mlplug.flowrun import STORE_RETRIES, fails_cleanly, open_run_registry
 from mlplug.monitoring.profiles import reference_profile
@@ -30,6 +30,7 @@ from mlplug.record import TrainingRecord
 from mlplug.registry import AliasRecord, DatasetRef, ModelVersion, Registry
 from mlplug.reporting import Report, ReportContext, build_report, publish_artifacts
 from mlplug.settings import get_settings
+from mlplug.stored_model import save_model
 from mlplug.task import Explanation, TaskType
 from mlplug.tuning import TuneResult, tune_task
 
@@ -97,14 +98,34 @@ def tune(task_type: TaskType, parts: training.Split, p: TrainParameters) -> Tune
 
 
 @step("fit")
-def fit_candidates(
+def fit_model(
     task_type: TaskType, parts: training.Split, tuned: TuneResult | None, p: TrainParameters
-) -> list[training.Candidate]:
+) -> training.Candidate:
     chosen = dict(tuned.best_params) if tuned else {**task_type.default_params(), **p.params}
-    return [
-        training.fit_candidate(task_type, "model", parts.train, parts.valid, chosen),
-        training.fit_candidate(task_type, "baseline", parts.train, parts.valid, {}),
-    ]
+    return training.fit_candidate(task_type, "model", parts.train, parts.valid, chosen)
+
+
+@step("select")
+def select(
+    task_type: TaskType, parts: training.Split, fitted: training.Candidate, p: TrainParameters
+) -> selection.Selection:
+    return selection.select(
+        task_type,
+        parts.train,
+        parts.valid,
+        parts.method,
+        fitted.model,
+        fitted.params,
+        seed=p.seed,
+        fit_seconds=fitted.seconds,
+    )
+
+
+@step("refit")
+def refit(
+    task_type: TaskType, parts: training.Split, chosen: selection.Selection, fitted: training.Candidate
+) -> list[training.Candidate]:
+    return selection.refit(task_type, parts.train, parts.valid, chosen, fitted.model)
 
 
 @step("evaluate", **STORE_RETRIES)
@@ -113,10 +134,19 @@ def evaluate(
     registry: Registry,
     parts: training.Split,
     candidates: list[training.Candidate],
+    chosen: selection.Selection,
     champion: AliasRecord | None,
     p: TrainParameters,
 ) -> training.Evaluation:
-    return training.evaluate(task_type, registry, parts.holdout, candidates, champion, p.min_delta)
+    return training.evaluate(
+        task_type,
+        registry,
+        parts.holdout,
+        candidates,
+        champion,
+        p.min_delta,
+        chosen=(chosen.winner, chosen.reason),
+    )
 
 
 @step("explain")
@@ -144,7 +174,7 @@ def register(
     artifacts: dict[str, bytes],
 ) -> ModelVersion:
     with tempfile.TemporaryDirectory(prefix="mlplug-model-") as tmp:
-        winner.model.save(Path(tmp))
+        save_model(winner.model, Path(tmp))
         return registry.register_model(
             task_type.name,
             Path(tmp),
@@ -210,8 +240,10 @@ def train_run(
         parts = split(dataset, p)
         champion = registry.alias(task)  # read once; promotion is a CAS against this record
         tuned = tune(task_type, parts, p)
-        candidates = fit_candidates(task_type, parts, tuned, p)
-        evaluation = evaluate(task_type, registry, parts, candidates, champion, p)
+        fitted = fit_model(task_type, parts, tuned, p)
+        chosen = select(task_type, parts, fitted, p)
+        candidates = refit(task_type, parts, chosen, fitted)
+        evaluation = evaluate(task_type, registry, parts, candidates, chosen, champion, p)
         log.info(evaluation.selection)
         explanation = explain(task_type, evaluation.winner, parts)
         record = TrainingRecord(
@@ -231,6 +263,9 @@ def train_run(
             tuning=tuned,
             trigger=trigger,
             timings=dict(timings),  # the steps before registration
+            selection_method=chosen.plan.description,
+            calibration=chosen.calibration,
+            refit_rows=len(parts.train) + len(parts.valid),
         )
         artifacts = _run_artifacts(task_type, parts, evaluation)
         rendered = report(task_type, record, dataset, artifacts[layout.PREDICTIONS], registry)
@@ -292,6 +327,9 @@ def _summary(
         "promoted": promoted,
         "reason": reason,
         "selection": record.selection,
+        "selection_method": record.selection_method,
+        "calibration": record.calibration.reason if record.calibration else "",
+        "folds": {c.kind: list(c.folds) for c in record.candidates if c.folds},
         "primary_metric": holdout.primary,
         "metrics": holdout.values,
         "candidates": {c.kind: c.holdout.values for c in record.candidates if c.holdout},

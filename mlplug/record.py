@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from mlplug import layout
+from mlplug.calibration import CalibrationChoice
 from mlplug.errors import NotFoundError
 from mlplug.registry import ModelVersion, Registry
 from mlplug.task import BusinessValue, Explanation, Metrics
@@ -47,6 +48,12 @@ class CandidateResult:
     validation: Metrics
     #: Scores on the final holdout; ``None`` where a record predates holdout scoring.
     holdout: Metrics | None = None
+    #: Primary-metric score per cross-validation fold (one for a validation split; empty in
+    #: records that predate selection by folds).
+    folds: tuple[float, ...] = ()
+    #: For a searched candidate (the baseline): each configuration tried, as
+    #: ``{"params", "mean", "spread"}``.
+    searched: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,12 @@ class TrainingRecord:
     trigger: str | None = None
     #: Seconds per step of the run.
     timings: dict[str, float] = field(default_factory=dict)
+    #: How candidates were compared, in words (cross-validation or the validation part).
+    selection_method: str = ""
+    #: The calibration tried on the winner's out-of-sample predictions and what was kept.
+    calibration: CalibrationChoice | None = None
+    #: Rows the registered model was fitted on (every non-holdout row after the refit).
+    refit_rows: int | None = None
 
     @property
     def registered(self) -> CandidateResult:
@@ -105,7 +118,9 @@ class TrainingRecord:
             layout.EVALUATION: dumps(
                 {
                     "registered": self.registered_kind,
+                    "selection_method": self.selection_method,
                     "candidates": [asdict(c) for c in self.candidates],
+                    "calibration": self.calibration.to_dict() if self.calibration else None,
                     "champion": {
                         "version": champion.version,
                         "metrics": asdict(champion.metrics) if champion.metrics else None,
@@ -134,6 +149,9 @@ class TrainingRecord:
             "split": self.split_method,
             "rows": dict(self.rows),
             "selection": self.selection,
+            "selection_method": self.selection_method,
+            "refit_rows": self.refit_rows,
+            "calibration": self.calibration.method if self.calibration else None,
             "decision": self.decision,
             "champion_at_training": self.champion.version if self.champion else None,
             "business_value": value_json(self.business_value) if self.business_value else None,
@@ -169,6 +187,9 @@ class TrainingRecord:
             tuning=_tuning(trials_raw),
             trigger=info.get("trigger"),
             timings={k: float(v) for k, v in (info.get("timings") or {}).items()},
+            selection_method=str(evaluation.get("selection_method") or info.get("selection_method") or ""),
+            calibration=CalibrationChoice.from_dict(evaluation.get("calibration")),
+            refit_rows=int(info["refit_rows"]) if isinstance(info.get("refit_rows"), int) else None,
         )
         return record, notes
 
@@ -204,6 +225,8 @@ def _candidates(evaluation: Mapping[str, Any], version: ModelVersion) -> tuple[C
                 params=dict(c.get("params") or {}),
                 validation=metrics_of(c.get("validation")) or _no_metrics(version),
                 holdout=metrics_of(c.get("holdout")),
+                folds=tuple(float(f) for f in c.get("folds") or ()),
+                searched=tuple(x for x in c.get("searched") or () if isinstance(x, dict)),
             )
             for c in evaluation["candidates"]
             if isinstance(c, dict) and "kind" in c

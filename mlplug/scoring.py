@@ -19,6 +19,7 @@ from mlplug.model_cache import local_copy
 from mlplug.registry import ModelVersion, Registry
 from mlplug.schema import Schema
 from mlplug.storage.base import Store
+from mlplug.stored_model import load_model
 from mlplug.task import Model, TaskType
 
 
@@ -75,7 +76,7 @@ def load_version(task: TaskType, registry: Registry, ref: str | int = "champion"
     version = registry.model(task.name, ref)
     path = local_copy(registry, version)
     try:
-        model = task.load_model(path)
+        model = load_model(task, path)
     except MlplugError:
         raise
     except Exception as exc:  # the plugin's loader: say which version, keep the cause

@@ -68,6 +68,28 @@ class RowModel(Protocol):
     def predict_proba_rows(self, rows: Sequence[Sequence[Any]]) -> np.ndarray: ...
 
 
+@runtime_checkable
+class RefittableModel(Protocol):
+    """Optional method a fitted :class:`Model` may add so that it can be fitted again
+    without validation data, as mlplug does when it cross-validates candidates and when it
+    refits the winner on every non-holdout row.
+
+    ``refit_params(scale)`` returns the parameters (merged over the ones the model was
+    created with) that reproduce what fitting with validation data decided, for a training
+    set ``scale`` times as large as this fit's: a boosted model whose early stopping kept
+    ``n`` iterations returns ``{"iterations": round(n * scale)}``. Models without it are
+    fitted again with their own parameters and no validation data.
+    """
+
+    def refit_params(self, scale: float) -> Mapping[str, Any]: ...
+
+
+def refit_params(model: Model, scale: float) -> dict[str, Any]:
+    """``model.refit_params(scale)`` for a :class:`RefittableModel`, else nothing."""
+    method = getattr(model, "refit_params", None)
+    return dict(method(scale)) if callable(method) else {}
+
+
 def fit_model(
     model: Model,
     train: Dataset,
@@ -192,7 +214,17 @@ class TaskType(ABC):
 
     @abstractmethod
     def create_baseline(self, schema: Schema) -> Model:
-        """A simple, robust reference model."""
+        """A simple, robust reference model.
+
+        A task with a :meth:`baseline_space` also accepts ``params``
+        (``create_baseline(self, schema, params=None)``): one configuration of that space."""
+
+    def baseline_space(self) -> dict[str, list[Any]]:
+        """A small grid for the baseline: parameter name -> the values to try, the preferred
+        value first. mlplug scores every combination the way it compares candidates
+        (cross-validation on small data, the validation part otherwise) and keeps the best;
+        keep it to a handful of combinations. Default: no search (``{}``)."""
+        return {}
 
     @abstractmethod
     def load_model(self, path: Path) -> Model:
@@ -238,6 +270,14 @@ class TaskType(ABC):
         feature by its schema role (text through its length in characters, words and lines)
         and the model's outputs. Default: no extra columns."""
         return pd.DataFrame(index=X.index)
+
+
+def build_baseline(task: TaskType, schema: Schema, params: Mapping[str, Any] | None = None) -> Model:
+    """The task's baseline with ``params`` (one configuration of its ``baseline_space``);
+    without params it is called as ``create_baseline(schema)``, as older plugins expect."""
+    if params:
+        return task.create_baseline(schema, dict(params))  # type: ignore[call-arg]
+    return task.create_baseline(schema)
 
 
 def _is_constant(value: Any) -> bool:

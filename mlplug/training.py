@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from mlplug.errors import AliasConflictError, DataError
 from mlplug.progress import Progress, artifact_key
 from mlplug.record import CandidateResult, ChampionComparison
 from mlplug.registry import AliasRecord, ModelVersion, Registry
+from mlplug.stored_model import load_model
 from mlplug.task import BusinessValue, Metrics, Model, TaskType, fit_model
 
 log = logging.getLogger(__name__)
@@ -78,20 +80,29 @@ def split(data: Dataset, holdout: float = 0.2, valid: float = 0.2, seed: int = 0
 
 @dataclass(frozen=True)
 class Candidate:
-    kind: str  # "model" or "baseline"
+    kind: str  # "model", "baseline" or "blend"
     model: Model
     params: dict[str, Any]
+    #: Metrics on the predictions used to choose (validation, or out-of-fold in CV).
     valid_metrics: Metrics
+    #: Primary-metric score per cross-validation fold (one for a validation split).
+    folds: tuple[float, ...] = ()
+    #: For a searched candidate: every configuration tried, with its mean score and spread.
+    searched: tuple[dict[str, Any], ...] = ()
+    #: Seconds its fit took.
+    seconds: float = 0.0
 
 
 def fit_candidate(
     task: TaskType, kind: str, train: Dataset, valid: Dataset, params: dict[str, Any]
 ) -> Candidate:
     model = task.create_model(train.schema, params) if kind == "model" else task.create_baseline(train.schema)
+    started = time.perf_counter()
     with Progress(f"fitting the {task.name} {kind}", artifact_key(task.name, kind, "fit"), "steps") as shown:
         fit_model(model, train, valid, work=shown.update)
+    seconds = time.perf_counter() - started
     metrics = task.evaluate(valid, model.predict_proba(valid.X))
-    return Candidate(kind, model, dict(params) if kind == "model" else {}, metrics)
+    return Candidate(kind, model, dict(params) if kind == "model" else {}, metrics, seconds=seconds)
 
 
 def choose(model: Candidate, baseline: Candidate) -> tuple[Candidate, str]:
@@ -149,7 +160,7 @@ def score_champion(
             mv, None, None, f"{who} needs columns {missing} that this data lacks", is_champion
         )
     with tempfile.TemporaryDirectory(prefix="mlplug-champion-") as tmp:
-        model = task.load_model(registry.download_model(task.name, mv.version, Path(tmp)))
+        model = load_model(task, registry.download_model(task.name, mv.version, Path(tmp)))
         proba = np.asarray(model.predict_proba(holdout.frame[needed]))
     return ChampionScore(
         mv,
@@ -208,7 +219,8 @@ class Evaluation:
     selection: str
     #: Every candidate with its validation and holdout scores.
     results: tuple[CandidateResult, ...]
-    #: Holdout probabilities by candidate kind.
+    #: Holdout probabilities by candidate kind, and the registered candidate's before
+    #: calibration as ``uncalibrated`` when it is calibrated.
     probas: dict[str, np.ndarray]
     champion: ChampionScore
     #: The champion's business value on the same holdout rows.
@@ -236,16 +248,25 @@ def evaluate(
     candidates: list[Candidate],
     champion: AliasRecord | None,
     min_delta: float,
+    chosen: tuple[str, str] | None = None,
 ) -> Evaluation:
-    """Choose among ``candidates`` on validation, score each and the champion on the same
-    holdout rows (with the thresholds chosen on validation), and decide on promotion."""
-    winner, selection = choose(*candidates)
+    """Score each candidate and the champion on the same holdout rows (with the thresholds
+    chosen on validation) and decide on promotion. ``chosen`` is the winner's kind and why
+    (:mod:`mlplug.selection`); without it the better of model and baseline on validation."""
+    if chosen is None:
+        winner, selection = choose(*candidates)
+    else:
+        winner = next(c for c in candidates if c.kind == chosen[0])
+        selection = chosen[1]
     probas: dict[str, np.ndarray] = {}
     results = []
     for c in candidates:
         probas[c.kind] = np.asarray(c.model.predict_proba(holdout.X))
         scored = task.evaluate(holdout, probas[c.kind], threshold=c.valid_metrics.threshold)
-        results.append(CandidateResult(c.kind, dict(c.params), c.valid_metrics, scored))
+        results.append(CandidateResult(c.kind, dict(c.params), c.valid_metrics, scored, c.folds, c.searched))
+    raw = getattr(winner.model, "raw_proba", None)
+    if callable(raw):
+        probas["uncalibrated"] = np.asarray(raw(holdout.X), dtype=np.float64)
     registered = next(r.holdout for r in results if r.kind == winner.kind)
     assert registered is not None
     champ = score_champion(task, registry, champion, holdout)

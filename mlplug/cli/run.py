@@ -17,6 +17,10 @@ def print_summary(summary: dict[str, Any]) -> None:
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items())
     typer.echo(f"{summary['task']}: version {summary['version']} ({summary['kind']}) registered")
     typer.echo(f"  holdout: {metrics}")
+    if summary.get("selection"):
+        typer.echo(f"  chosen: {summary['selection']}")
+    if summary.get("calibration"):
+        typer.echo(f"  calibration: {summary['calibration']}")
     typer.echo(f"  {'promoted to champion' if summary['promoted'] else 'not promoted'}: {summary['reason']}")
     typer.echo(f"  business value: {summary['business_value']}")
     typer.echo(f"  artifacts: {summary['store']}")

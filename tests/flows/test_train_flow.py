@@ -121,6 +121,8 @@ def test_every_step_is_a_task_run_and_the_record_keeps_its_time(toys) -> None:
         "split",
         "tune",
         "fit",
+        "select",
+        "refit",
         "evaluate",
         "explain",
         "report",
@@ -130,8 +132,8 @@ def test_every_step_is_a_task_run_and_the_record_keeps_its_time(toys) -> None:
     assert list(summary["timings"]) == steps
     assert summary["store"].startswith(toys.store.url)
     stored = toys.model("toy", summary["version"]).info["timings"]
-    assert set(stored) == set(steps[:7])  # the steps before the report and the version
-    assert summary["candidates"].keys() == {"model", "baseline"}
+    assert set(stored) == set(steps[:9])  # the steps before the report and the version
+    assert summary["candidates"].keys() == {"model", "baseline", "blend"}
 
 
 def test_a_run_inside_kubernetes_refuses_a_local_store_before_anything_is_written(

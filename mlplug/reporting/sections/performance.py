@@ -17,6 +17,8 @@ from mlplug.reporting.section import ReportSection, ReportTable, SectionOutput
 from mlplug.schema import DEFAULT_THRESHOLD
 from mlplug.task import Metrics
 
+#: The predictions column of the registered model before calibration (see mlplug.training).
+UNCALIBRATED = "uncalibrated"
 #: Points per curve in a plot; more only slow rendering down.
 CURVE_POINTS = 400
 THRESHOLDS = np.linspace(0.0, 1.0, 101)
@@ -39,9 +41,10 @@ class PerformanceSection(ReportSection):
         blocks: list[Html] = [html.paragraph(_headline(ctx, m)), _metrics_table(ctx, candidates)]
         if isinstance(m.details.get("note"), str):
             blocks.append(html.note(m.details["note"], "warning"))
+        blocks += _selection_blocks(ctx)
         if ctx.validation:
             blocks.append(
-                html.details("validation metrics of both candidates", _validation_table(ctx.validation))
+                html.details("selection metrics of every candidate", _validation_table(ctx.validation))
             )
         facts = [("selection", ctx.selection), ("promotion decision", ctx.decision)]
         blocks.append(html.facts([(k, v) for k, v in facts if v]))
@@ -141,6 +144,64 @@ def _metrics_table(ctx: ReportContext, candidates: list[tuple[str, Metrics]]) ->
     )
 
 
+def _selection_blocks(ctx: ReportContext) -> list[Html]:
+    """Each candidate's score per fold with mean and spread, the baseline's search, and the
+    calibration tried: how sure the choice is, and what the served probabilities went through."""
+    record = ctx.record
+    if record is None or not any(c.folds for c in record.candidates):
+        return []
+    primary = record.registered.validation.primary
+    width = max(len(c.folds) for c in record.candidates)
+    rows = []
+    for c in record.candidates:
+        if not c.folds:
+            continue
+        row: dict[str, object] = {
+            "candidate": c.kind + (" (registered)" if c.kind == record.registered_kind else "")
+        }
+        row["mean"] = float(np.mean(c.folds))
+        row["spread (sd)"] = float(np.std(c.folds)) if len(c.folds) > 1 else None
+        for i, score in enumerate(c.folds, start=1):
+            row[f"fold {i}" if width > 1 else "validation"] = score
+        rows.append(row)
+    columns = [
+        "candidate",
+        "mean",
+        "spread (sd)",
+        *(k for k in rows[0] if k.startswith(("fold", "validation"))),
+    ]
+    blocks = [
+        html.heading("How the candidates were chosen"),
+        html.paragraph(
+            f"Candidates were compared {record.selection_method or 'on validation data'}; {primary} per fold."
+        ),
+        html.table(rows, columns, highlight=[str(r["candidate"]).endswith("(registered)") for r in rows]),
+    ]
+    for c in record.candidates:
+        if c.searched:
+            tried = [
+                {
+                    "parameters": ", ".join(f"{k}={v}" for k, v in t.get("params", {}).items()),
+                    "mean": t.get("mean"),
+                    "spread (sd)": t.get("spread"),
+                }
+                for t in c.searched
+            ]
+            blocks.append(html.details(f"{c.kind} configurations searched ({primary})", html.table(tried)))
+    if record.calibration is not None:
+        from mlplug.calibration import describe
+
+        blocks.append(html.paragraph(f"Calibration: {record.calibration.reason}."))
+        if record.calibration.scores:
+            blocks.append(
+                html.details(
+                    "calibration methods compared (out-of-sample, lower is better)",
+                    html.table(describe(record.calibration.scores)),
+                )
+            )
+    return blocks
+
+
 def _validation_table(validation: dict[str, Metrics]) -> Html:
     names = list(dict.fromkeys(k for m in validation.values() for k in m.values))
     rows = [{"metric": n, **{kind: m.values.get(n) for kind, m in validation.items()}} for n in names]
@@ -158,6 +219,7 @@ def _probabilities(ctx: ReportContext) -> tuple[np.ndarray, dict[str, np.ndarray
     labels = {"registered": f"registered ({ctx.candidate_kind or 'model'})"}
     if ctx.other_kind:
         labels[ctx.other_kind] = ctx.other_kind
+    labels[UNCALIBRATED] = f"registered before calibration ({ctx.candidate_kind or 'model'})"
     labels["champion"] = f"champion v{ctx.champion_version}" if ctx.champion_version else "champion"
     out = {}
     for who, label in labels.items():
@@ -214,14 +276,16 @@ def _binary_blocks(ctx: ReportContext, y: np.ndarray, scores: dict[str, np.ndarr
     cal_fig, (cal,) = plots.new_figure(width=5.2, height=4.2)
     for k, (label, p) in enumerate(scores.items()):
         color = plots.COLORS[k % len(plots.COLORS)]
+        observed, predicted = calibration_curve(y, p, n_bins=10, strategy="quantile")
+        cal.plot(predicted, observed, marker="o", color=color, label=label)
+        if label.startswith("registered before calibration"):
+            continue  # the same ranking as the registered model: only its calibration differs
         fpr, tpr, _ = roc_curve(y, p)
         fpr, tpr = _thin(fpr, tpr)
         roc.plot(fpr, tpr, color=color, label=f"{label} (AUC {roc_auc_score(y, p):.3f})")
         precision, recall, _ = precision_recall_curve(y, p)
         recall, precision = _thin(recall, precision)
         pr.plot(recall, precision, color=color, label=f"{label} (AP {average_precision_score(y, p):.3f})")
-        observed, predicted = calibration_curve(y, p, n_bins=10, strategy="quantile")
-        cal.plot(predicted, observed, marker="o", color=color, label=label)
     roc.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
     plots.style(roc, "ROC curve (holdout)", "false positive rate", "true positive rate")
     prevalence = float(np.mean(y == 1))
@@ -250,7 +314,12 @@ def _binary_blocks(ctx: ReportContext, y: np.ndarray, scores: dict[str, np.ndarr
                 ),
                 html.figure(
                     plots.image(cal_fig, "calibration curve"),
-                    "Calibration: on the diagonal, predicted probabilities match observed rates.",
+                    "Calibration: on the diagonal, predicted probabilities match observed rates."
+                    + (
+                        " The registered model is drawn before and after calibration."
+                        if any(label.startswith("registered before calibration") for label in scores)
+                        else ""
+                    ),
                 ),
             ]
         ),

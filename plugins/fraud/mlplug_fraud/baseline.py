@@ -33,7 +33,17 @@ from mlplug_fraud.columns import CLASSES
 from mlplug_fraud.persistence import write_manifest
 
 MODEL_FILE = "baseline.joblib"
-DEFAULT_PARAMS: dict[str, Any] = {"C": 1.0, "max_categories": 50, "max_iter": 2000}
+DEFAULT_PARAMS: dict[str, Any] = {
+    "C": 1.0,
+    "class_weight": "balanced",
+    "max_categories": 50,
+    "max_iter": 2000,
+}
+#: The small grid mlplug searches for the baseline (``FraudTask.baseline_space``), defaults
+#: first: the regularisation strength, and whether the classes are reweighted (balanced
+#: weights help ranking on some tables, hurt it on others, and always inflate probabilities,
+#: which calibration then corrects).
+SEARCH_SPACE: dict[str, list[Any]] = {"C": [1.0, 0.1, 0.01], "class_weight": ["balanced", "none"]}
 
 
 class BaselineFraudModel:
@@ -51,14 +61,18 @@ class BaselineFraudModel:
         if unknown:
             raise ValueError(f"unknown baseline parameter(s) {unknown}; known: {sorted(DEFAULT_PARAMS)}")
         self.params = {**DEFAULT_PARAMS, **(params or {})}
+        if self.params["class_weight"] not in ("balanced", "none"):
+            raise ValueError(
+                f"class_weight must be 'balanced' or 'none', got {self.params['class_weight']!r}"
+            )
         self._pipeline: Pipeline | None = None
         self._scorer: _LinearScorer | None = None
         #: Mean contribution of each feature on the training rows: the SHAP background.
         self._background = np.zeros(len(self.features))
 
     @classmethod
-    def for_schema(cls, schema: Schema) -> BaselineFraudModel:
-        return cls(schema.feature_names, schema.columns_with(Role.CATEGORICAL))
+    def for_schema(cls, schema: Schema, params: Mapping[str, Any] | None = None) -> BaselineFraudModel:
+        return cls(schema.feature_names, schema.columns_with(Role.CATEGORICAL), params)
 
     def _build(self) -> Pipeline:
         # One transformer per feature, so that output_indices_ maps every encoded column back
@@ -85,7 +99,9 @@ class BaselineFraudModel:
                 (
                     "classify",
                     LogisticRegression(
-                        C=self.params["C"], class_weight="balanced", max_iter=self.params["max_iter"]
+                        C=float(self.params["C"]),
+                        class_weight=None if self.params["class_weight"] == "none" else "balanced",
+                        max_iter=self.params["max_iter"],
                     ),
                 ),
             ]

@@ -72,8 +72,14 @@ class CatBoostFraudModel:
         weighted = p["auto_class_weights"] != "None"
         # CatBoost refuses use_weights without weights; skip_train saves a PR-AUC per
         # iteration on the training rows, which nobody reads.
-        metric = "PRAUC:" + ("use_weights=false;" if weighted else "") + "hints=skip_train~true"
+        prauc = "PRAUC:" + ("use_weights=false;" if weighted else "") + "hints=skip_train~true"
+        # Early stopping reads eval_metric. PR-AUC over a few dozen validation positives is
+        # noise after the first trees, so "Logloss" stops on the smooth training objective
+        # instead; PR-AUC is still computed (custom_metric) for the progress reports.
+        stopping = p["early_stopping_metric"]
+        extra = {} if stopping == "PRAUC" else {"custom_metric": [prauc]}
         model = CatBoostClassifier(
+            **extra,
             iterations=p["iterations"],
             learning_rate=p["learning_rate"],
             depth=p["depth"],
@@ -83,7 +89,7 @@ class CatBoostFraudModel:
             one_hot_max_size=p["one_hot_max_size"],
             random_seed=p["random_seed"],
             thread_count=p["thread_count"],
-            eval_metric=metric,
+            eval_metric=prauc if stopping == "PRAUC" else "Logloss",
             cat_features=self.categorical,
             verbose=False,
             allow_writing_files=False,  # else CatBoost litters the working directory
@@ -174,6 +180,12 @@ class CatBoostFraudModel:
     @property
     def best_iteration(self) -> int | None:
         return self._fitted().get_best_iteration()
+
+    def refit_params(self, scale: float) -> dict[str, Any]:
+        """The tree count this fit kept (early stopping's best iteration, or all trees),
+        scaled to a training set ``scale`` times as large (``mlplug.task.RefittableModel``)."""
+        kept = int(self._fitted().tree_count_)
+        return {"iterations": max(1, round(kept * scale))}
 
     # -- persistence ---------------------------------------------------------------------
 

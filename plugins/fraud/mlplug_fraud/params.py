@@ -27,6 +27,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     # several times faster than its target statistics for a column like merchant_category.
     "one_hot_max_size": 16,
     "early_stopping_rounds": 50,
+    # What early stopping watches on the validation rows: "Logloss" or "PRAUC".
+    "early_stopping_metric": "Logloss",
     "random_seed": 0,
 }
 #: A tiny fit for smoke tests, the conformance check and demos (overlaid on the defaults).
@@ -37,6 +39,7 @@ RUN_PARAMS = frozenset({"thread_count", "progress_steps", "seed"})
 #: Other CatBoost options that may be tuned or set.
 OPTIONAL_PARAMS = frozenset({"bagging_temperature", "border_count"})
 CLASS_WEIGHTS = ("None", "SqrtBalanced", "Balanced")
+STOPPING_METRICS = ("Logloss", "PRAUC")
 
 
 def resolve_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -65,6 +68,9 @@ def resolve_params(params: Mapping[str, Any]) -> dict[str, Any]:
                  "thread_count", "progress_steps", "border_count"):  # fmt: skip
         if name in out:
             out[name] = int(out[name])
+    if out["early_stopping_metric"] not in STOPPING_METRICS:
+        got = out["early_stopping_metric"]
+        raise ValueError(f"early_stopping_metric must be one of {list(STOPPING_METRICS)}, got {got!r}")
     if out["iterations"] < 1 or out["progress_steps"] < 1:
         raise ValueError("iterations and progress_steps must be at least 1")
     return out

@@ -58,10 +58,15 @@ class FraudTask(TaskType):
 
         return CatBoostFraudModel.for_schema(schema, params)
 
-    def create_baseline(self, schema: Schema) -> Model:
+    def create_baseline(self, schema: Schema, params: Mapping[str, Any] | None = None) -> Model:
         from mlplug_fraud.baseline import BaselineFraudModel
 
-        return BaselineFraudModel.for_schema(schema)
+        return BaselineFraudModel.for_schema(schema, params)
+
+    def baseline_space(self) -> dict[str, list[Any]]:
+        from mlplug_fraud.baseline import SEARCH_SPACE
+
+        return {k: list(v) for k, v in SEARCH_SPACE.items()}
 
     def load_model(self, path: Path) -> Model:
         from mlplug_fraud.persistence import load_model

@@ -75,3 +75,26 @@ def test_awkward_column_names_work(task: FraudTask) -> None:
     model.fit(data)
     assert model.predict_proba(data.X).shape == (200, 2)
     assert len(task.explain(model, data, rows=10).global_importance) == 2
+
+
+def test_the_baseline_space_is_searchable_and_its_params_reach_the_model(splits: Splits) -> None:
+    task = FraudTask()
+    space = task.baseline_space()
+    assert space["C"][0] == 1.0 and space["class_weight"][0] == "balanced"  # defaults first
+    plain = task.create_baseline(splits.train.schema, {"C": 0.01, "class_weight": "none"})
+    plain.fit(splits.train)
+    classify = plain.pipeline.named_steps["classify"]
+    assert classify.C == 0.01 and classify.class_weight is None
+    # Without class weights the probabilities sit near the fraud rate; balanced weights
+    # inflate them (what calibration corrects).
+    weighted = task.create_baseline(splits.train.schema)
+    weighted.fit(splits.train)
+    rate = splits.test.y.mean()
+    assert abs(plain.predict_proba(splits.test.X)[:, 1].mean() - rate) < 0.01
+    assert weighted.predict_proba(splits.test.X)[:, 1].mean() > 5 * rate
+    try:
+        task.create_baseline(splits.train.schema, {"class_weight": "heavy"})
+    except ValueError as exc:
+        assert "class_weight" in str(exc)
+    else:
+        raise AssertionError("an unknown class_weight was accepted")

@@ -151,3 +151,28 @@ def test_unknown_parameter_is_refused(task: FraudTask, splits: Splits) -> None:
 def test_predict_before_fit_says_so(task: FraudTask, splits: Splits) -> None:
     with pytest.raises(RuntimeError, match="not fitted"):
         task.create_model(splits.train.schema, {}).predict_proba(splits.test.X)
+
+
+def test_refit_params_carry_the_early_stopping_tree_count_scaled(splits: Splits) -> None:
+    task = FraudTask()
+    model = task.create_model(splits.train.schema, {"iterations": 400, "learning_rate": 0.3})
+    model.fit(splits.train, splits.valid)
+    kept = model._fitted().tree_count_
+    assert kept < 400  # early stopping cut it short
+    assert model.refit_params(1.0) == {"iterations": kept}
+    assert model.refit_params(1.25) == {"iterations": round(kept * 1.25)}
+    again = task.create_model(
+        splits.train.schema, {"iterations": 400, "learning_rate": 0.3, **model.refit_params(1.0)}
+    )
+    again.fit(splits.train, None)
+    assert again._fitted().tree_count_ == kept
+
+
+def test_early_stopping_watches_logloss_unless_told_otherwise(splits: Splits) -> None:
+    task = FraudTask()
+    default = task.create_model(splits.train.schema, {"iterations": 50})
+    default.fit(splits.train, splits.valid)
+    assert default._fitted().get_all_params()["eval_metric"] == "Logloss"
+    prauc = task.create_model(splits.train.schema, {"iterations": 50, "early_stopping_metric": "PRAUC"})
+    prauc.fit(splits.train, splits.valid)
+    assert prauc._fitted().get_all_params()["eval_metric"].startswith("PRAUC")

@@ -1,0 +1,166 @@
+"""Choosing candidates by cross-validation on small data, refitting on every non-holdout
+row, searching the baseline, calibrating, and serving the calibrated model (issue 11)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import mlplug
+from flows.train import train
+from mlplug import selection, training
+from mlplug.blend import BlendModel
+from mlplug.calibration import CalibratedModel, choose_calibration, fit_calibrator
+from mlplug.record import TrainingRecord
+from mlplug.runtime import open_registry
+from mlplug.scoring import load_version
+from tests.linear_task import STEPS, LinearModel, LinearTask
+from tests.reporting.htmlcheck import parse
+
+
+class Linear:
+    @mlplug.hookimpl
+    def register_tasks(self, register):
+        register(LinearTask("linear"))
+        register(LinearTask("brittle", fail_baseline=True))
+
+
+@pytest.fixture
+def linear(register_plugin, prefect_api, mlplug_store):
+    register_plugin(Linear(), "linear")
+    return open_registry()
+
+
+def leaves(model) -> list[LinearModel]:
+    """The task's own models inside whatever mlplug wrapped around them."""
+    if isinstance(model, CalibratedModel):
+        return leaves(model.inner)
+    if isinstance(model, BlendModel):
+        return [leaf for m in model.members for leaf in leaves(m)]
+    return [model]
+
+
+def test_small_table_is_chosen_by_cv_refit_on_all_rows_calibrated_and_served_so(linear) -> None:
+    summary = train(task="linear", trials=0, rows=2000, seed=2)
+    mv = linear.model("linear", summary["version"])
+    record, notes = TrainingRecord.from_store(linear, mv)
+    assert notes == []
+    # Cross-validation on the small table, with a score per fold for every candidate.
+    assert "5-fold stratified cross-validation on the 1,600 non-holdout rows" in record.selection_method
+    assert {c.kind for c in record.candidates} == {"model", "baseline", "blend"}
+    assert all(len(c.folds) == 5 and all(0 < f <= 1 for f in c.folds) for c in record.candidates)
+    assert "cross-validation" in record.selection and "±" in record.selection
+    # The baseline's space was searched, every configuration scored.
+    baseline = next(c for c in record.candidates if c.kind == "baseline")
+    assert [t["params"] for t in baseline.searched] == [{"C": 1.0}, {"C": 0.0001}]
+    assert all(t["spread"] is not None for t in baseline.searched)
+    # Refit: every registered model saw all 1,600 non-holdout rows, the main model with its
+    # reported steps scaled from the 1,280 training rows to 1,600.
+    assert record.refit_rows == mv.info["rows"]["train"] + mv.info["rows"]["valid"] == 1600
+    loaded = load_version(LinearTask("linear"), linear, summary["version"])
+    fitted = leaves(loaded.model)
+    assert fitted and all(m.rows == 1600 for m in fitted)
+    main = [m for m in fitted if m.balanced]
+    if main:
+        assert main[0].params["steps"] == round(STEPS * 1600 / 1280)
+    # Class weights inflate the main model's probabilities; calibration fixes them, and the
+    # stored version serves the calibrated ones (what predict, the server and monitoring load).
+    assert record.calibration is not None and record.calibration.method in ("platt", "isotonic")
+    assert isinstance(loaded.model, CalibratedModel)
+    holdout = LinearTask().synthesize(3000, seed=99)
+    served = loaded.model.predict_proba(holdout.X)[:, 1]
+    raw = loaded.model.raw_proba(holdout.X)[:, 1]
+    assert np.allclose(served, record.calibration.calibrator.apply(raw))
+    rate = holdout.y.mean()
+    assert abs(served.mean() - rate) < 0.03 < abs(raw.mean() - rate)
+    # The report shows the fold scores and the calibration plot before and after.
+    report = parse(linear.artifact("linear", summary["version"], "report.html").decode())
+    assert report.problems() == []
+    text = report.section_text["performance"]
+    assert "How the candidates were chosen" in text and "fold 5" in text and "spread" in text
+    assert "drawn before and after calibration" in text
+    predictions = linear.artifact("linear", summary["version"], "predictions.parquet")
+    import io
+
+    import pandas as pd
+
+    columns = pd.read_parquet(io.BytesIO(predictions)).columns
+    assert "uncalibrated:yes" in columns and "registered:yes" in columns
+
+
+def test_a_run_that_fails_while_selecting_registers_nothing(linear) -> None:
+    with pytest.raises(RuntimeError, match="baseline exploded"):
+        train(task="brittle", trials=0, rows=600)
+    assert linear.versions("brittle") == []
+    assert linear.alias("brittle") is None
+
+
+def test_large_or_time_ordered_data_are_chosen_on_the_validation_part() -> None:
+    task = LinearTask()
+    big = training.split(task.synthesize(40_000, seed=1))
+    plan = selection.plan_selection(big.train, big.valid, big.method)
+    assert plan.method == "validation" and "validation part" in plan.description
+    small = training.split(task.synthesize(2_000, seed=1))
+    assert selection.plan_selection(small.train, small.valid, small.method).method == "cv"
+    assert selection.plan_selection(small.train, small.valid, "time-ordered on 't'").method == "validation"
+    # A model whose folds would take too long (a transformer) is chosen on validation.
+    slow = selection.plan_selection(small.train, small.valid, small.method, fit_seconds=100.0)
+    assert slow.method == "validation" and "would refit the model 5 times" in slow.description
+    # Few positives in a large table: cross-validation all the same.
+    negatives = big.valid.subset(np.flatnonzero(big.valid.y == 0)[:7000])
+    positives = big.valid.subset(np.flatnonzero(big.valid.y == 1)[:20])
+    few = selection.concat(negatives, positives)
+    assert selection.plan_selection(big.train, few, "stratified").method == "cv"
+
+
+def test_validation_mode_scores_every_candidate_and_refits_on_all_rows() -> None:
+    task = LinearTask()
+    parts = training.split(task.synthesize(40_000, seed=4))
+    fitted = training.fit_candidate(task, "model", parts.train, parts.valid, {"steps": STEPS})
+    chosen = selection.select(task, parts.train, parts.valid, parts.method, fitted.model, fitted.params)
+    assert chosen.plan.method == "validation"
+    assert all(len(c.folds) == 1 for c in chosen.candidates)
+    refitted = selection.refit(task, parts.train, parts.valid, chosen, fitted.model)
+    rest = len(parts.train) + len(parts.valid)
+    assert all(m.rows == rest for c in refitted for m in leaves(c.model))
+
+
+def test_calibration_is_applied_only_when_it_helps() -> None:
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.01, 0.6, 20_000)
+    y = (rng.random(p.size) < p).astype(int)  # already calibrated
+    kept = choose_calibration(y, p, where="test predictions")
+    assert kept.method == "none" and kept.calibrator is None and "would not help" in kept.reason
+    inflated = np.clip(p * 1.6, 0, 1)  # the same ranking, probabilities too high
+    fixed = choose_calibration(y, inflated, where="test predictions")
+    assert fixed.method in ("platt", "isotonic") and fixed.calibrator is not None
+    assert fixed.scores[fixed.method]["log_loss"] < fixed.scores["raw"]["log_loss"]
+    # Calibration never changes the ranking (isotonic ties are broken by the raw score).
+    calibrated = fixed.calibrator.apply(inflated)
+    assert np.array_equal(np.argsort(calibrated, kind="stable"), np.argsort(inflated, kind="stable"))
+    for method in ("platt", "isotonic"):
+        other = fit_calibrator(method, y, inflated).apply(inflated)
+        assert np.array_equal(np.argsort(other, kind="stable"), np.argsort(inflated, kind="stable"))
+    assert choose_calibration(y[:30], p[:30], where="a few rows").method == "none"
+    assert choose_calibration(y, p, where="x", classes=3).method == "none"
+
+
+def test_stored_wrappers_round_trip_and_score_rows(tmp_path) -> None:
+    from mlplug.calibration import Calibrator
+    from mlplug.stored_model import load_model, save_model
+
+    task = LinearTask()
+    data = task.synthesize(1000, seed=5)
+    a = task.create_model(data.schema, {"steps": 3})
+    b = task.create_baseline(data.schema, {"C": 0.5})
+    a.fit(data)
+    b.fit(data)
+    blend = BlendModel([a, b], [0.75, 0.25], ["model", "baseline"])
+    model = CalibratedModel(blend, Calibrator("platt", {"coef": [0.8, -0.4]}))
+    save_model(model, tmp_path)
+    loaded = load_model(task, tmp_path)
+    assert isinstance(loaded, CalibratedModel) and isinstance(loaded.inner, BlendModel)
+    assert np.allclose(loaded.predict_proba(data.X), model.predict_proba(data.X))
+    assert json.loads((tmp_path / "mlplug-model.json").read_text())["model"]["kind"] == "calibrated"
