@@ -9,6 +9,12 @@
 - a local directory with a transformers config, weights and tokenizer; or, where the
   Hugging Face hub is reachable (``HF_HUB_OFFLINE`` unset), a hub model id.
 
+``pooling`` picks the head: ``"mean"`` (default) classifies the mean of the encoder's token
+vectors, as all-MiniLM-L6-v2 was trained (:mod:`mlplug_convqa.pooling`); ``"cls"`` is
+transformers' sequence-classification head on BERT's ``[CLS]`` pooler, the only head before
+format 2 of the saved-model folder (folders without ``pooling`` in their parameters hold it,
+and still load).
+
 Training is a plain PyTorch loop (AdamW, linear warm-up and decay, gradient clipping,
 length-grouped batches with dynamic padding). After every epoch it scores macro-F1 on the
 validation data and reports it to ``progress`` so that ASHA can stop weak trials; the best
@@ -45,6 +51,11 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from mlplug_convqa.pooling import MeanPoolingClassifier
+
+    #: what ``fit`` trains: transformers' [CLS] classifier, or the mean-pooling one
+    Network = PreTrainedModel | MeanPoolingClassifier
+
 KIND = "transformer"
 MINILM = "minilm"
 TINY = "tiny"
@@ -69,6 +80,10 @@ class TransformerParams(BaseModel):
     #: "balanced" weighs the loss by inverse class frequency, which serves macro-F1
     class_weight: Literal["balanced", "none"] = "balanced"
     seed: int = 0
+    #: "mean": a linear layer on the mean of the token vectors (how sentence encoders such
+    #: as MiniLM were trained; learns far faster on small data); "cls": transformers'
+    #: sequence-classification head on the [CLS] pooler (every model saved before "mean")
+    pooling: Literal["mean", "cls"] = "mean"
     #: learning-rate factor for the classification head (a new classifier, and a pooler
     #: never trained for this task); a pretrained encoder's body learns at ``learning_rate``
     head_lr_multiplier: float = Field(default=20.0, ge=1.0, le=1000.0)
@@ -284,7 +299,7 @@ def _param_groups(named: list[tuple[str, Any]], p: TransformerParams) -> list[di
     ]
 
 
-def encoder_layers(network: PreTrainedModel) -> Sequence[torch.nn.Module]:
+def encoder_layers(network: Network) -> Sequence[torch.nn.Module]:
     """The stacked transformer blocks of an encoder, lowest first (BERT, RoBERTa, MiniLM,
     DistilBERT layouts)."""
     base = network.base_model
@@ -299,7 +314,7 @@ def encoder_layers(network: PreTrainedModel) -> Sequence[torch.nn.Module]:
     )
 
 
-def freeze_lower_layers(network: PreTrainedModel, p: TransformerParams) -> None:
+def freeze_lower_layers(network: Network, p: TransformerParams) -> None:
     """Freeze the word embeddings and then the lowest ``freeze_layers`` blocks."""
     if p.freeze_layers and not p.freeze_embeddings:
         raise ConvQAModelError(
@@ -307,7 +322,7 @@ def freeze_lower_layers(network: PreTrainedModel, p: TransformerParams) -> None:
         )
     if not p.freeze_embeddings:
         return
-    network.get_input_embeddings().weight.requires_grad_(False)
+    network.base_model.get_input_embeddings().weight.requires_grad_(False)
     if not p.freeze_layers:
         return
     # The whole embedding block (positions, token types, its norm) feeds the frozen layers.
@@ -334,17 +349,13 @@ class TransformerClassifier:
         self.params = parse_params(params or {})
         self.history: list[dict[str, float]] = []
         self.tokenizer: PreTrainedTokenizerBase | None = None
-        self.network: PreTrainedModel | None = None
+        self.network: Network | None = None
         self.predict_batch_size = 32
 
     # -- building ------------------------------------------------------------------------
 
-    def _build(self, texts: Sequence[str]) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
-        from transformers import (
-            AutoModelForSequenceClassification,
-            AutoTokenizer,
-            BertForSequenceClassification,
-        )
+    def _build(self, texts: Sequence[str]) -> tuple[PreTrainedTokenizerBase, Network]:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         p = self.params
         labels = list(self.schema.classes)
@@ -352,6 +363,8 @@ class TransformerClassifier:
         label2id = {name: i for i, name in id2label.items()}
         source = resolve_model_source(p.model_name_or_path)
         if source is None:
+            from transformers import BertForSequenceClassification, BertModel
+
             from mlplug_convqa.tiny import tiny_bert_config, train_wordpiece_tokenizer
 
             tokenizer = train_wordpiece_tokenizer(texts, vocab_size=p.tiny_vocab_size)
@@ -364,13 +377,24 @@ class TransformerClassifier:
                 heads=p.tiny_heads,
             )
             config.id2label, config.label2id = id2label, label2id
-            return tokenizer, BertForSequenceClassification(config)
+            if p.pooling == "cls":
+                return tokenizer, BertForSequenceClassification(config)
+            from mlplug_convqa.pooling import MeanPoolingClassifier
+
+            return tokenizer, MeanPoolingClassifier(BertModel(config, add_pooling_layer=False), len(labels))
         try:
             with quiet_transformers():
                 tokenizer = AutoTokenizer.from_pretrained(source)
-                network = AutoModelForSequenceClassification.from_pretrained(
-                    source, num_labels=len(labels), id2label=id2label, label2id=label2id
-                )
+                if p.pooling == "cls":
+                    network: Network = AutoModelForSequenceClassification.from_pretrained(
+                        source, num_labels=len(labels), id2label=id2label, label2id=label2id
+                    )
+                else:
+                    from mlplug_convqa.pooling import MeanPoolingClassifier, load_encoder
+
+                    encoder = load_encoder(source)
+                    encoder.config.id2label, encoder.config.label2id = id2label, label2id
+                    network = MeanPoolingClassifier(encoder, len(labels))
         except (OSError, ValueError) as exc:
             raise ConvQAModelError(
                 f"cannot load model {p.model_name_or_path!r} from {source}: {exc}"
@@ -499,7 +523,10 @@ class TransformerClassifier:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         with quiet_transformers():
-            network.save_pretrained(path)
+            if self.params.pooling == "cls":
+                network.save_pretrained(path)
+            else:
+                network.save(path)
             tokenizer.save_pretrained(path)
         write_manifest(path, KIND, self.schema, self.params.model_dump(), history=self.history)
 
@@ -507,21 +534,27 @@ class TransformerClassifier:
     def load(cls, path: Path) -> TransformerClassifier:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        from mlplug_convqa.pooling import MeanPoolingClassifier
+
         data = read_manifest(path)
         if data["kind"] != KIND:
             raise ConvQAModelError(f"{path}: holds a {data['kind']} model, not a {KIND}")
-        model = cls(manifest_schema(data), data["params"])
+        # Folders of format 1 predate the pooling parameter: they all hold the [CLS] head.
+        model = cls(manifest_schema(data), {"pooling": "cls", **data["params"]})
         model.history = list(data.get("history", []))
         try:
             with quiet_transformers():
                 model.tokenizer = AutoTokenizer.from_pretrained(str(path))
-                model.network = AutoModelForSequenceClassification.from_pretrained(str(path))
-        except (OSError, ValueError) as exc:
+                if model.params.pooling == "cls":
+                    model.network = AutoModelForSequenceClassification.from_pretrained(str(path))
+                else:
+                    model.network = MeanPoolingClassifier.load(Path(path), len(model.schema.classes))
+        except (OSError, ValueError, RuntimeError) as exc:
             raise ConvQAModelError(f"{path}: cannot load the saved transformer: {exc}") from exc
         model.network.eval()
         return model
 
-    def _require_fitted(self) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
+    def _require_fitted(self) -> tuple[PreTrainedTokenizerBase, Network]:
         if self.tokenizer is None or self.network is None:
             raise RuntimeError("the convqa transformer is not fitted; call fit() or load a saved model first")
         return self.tokenizer, self.network
