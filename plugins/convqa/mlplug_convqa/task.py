@@ -33,6 +33,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "warmup_ratio": 0.1,
     "truncation": "head_tail",
     "class_weight": "balanced",
+    "pooling": "mean",
     "freeze_embeddings": True,
     "seed": 0,
 }
@@ -48,6 +49,18 @@ QUICK_PARAMS: dict[str, Any] = {
     "warmup_ratio": 0.0,
     "tiny_hidden_size": 32,
     "tiny_vocab_size": 800,
+}
+
+#: ``mlplug demo``: MiniLM with the mean-pooling head, its lowest 2 layers frozen (computed
+#: once per text) and 128 tokens: a fit costs about 4 CPU-minutes, and the demo fits twice
+#: (train and refit). Measured on the demo's split (benchmarks/RESULTS.md).
+DEMO_ROWS = 2000
+DEMO_PARAMS: dict[str, Any] = {
+    **DEFAULT_PARAMS,
+    "learning_rate": 1.5e-4,
+    "epochs": 3,
+    "max_length": 128,
+    "freeze_layers": 2,
 }
 
 
@@ -137,9 +150,10 @@ class ConvQATask(TaskType):
         return dict(QUICK_PARAMS)
 
     def demo_settings(self) -> dict[str, Any]:
-        # A short demo: the tiny transformer on 1,500 conversations, no tuning. The real
-        # MiniLM fine-tune is `mlplug train convqa` (see benchmarks/RESULTS.md for timings).
-        return {"rows": 1500, "trials": 0, "params": dict(QUICK_PARAMS, epochs=6)}
+        """all-MiniLM-L6-v2 from its package, sized so that ``make demo`` (both tasks: train,
+        serve, drift drill and refit) ends within 10 minutes on 2 cores, and so that it
+        beats the TF-IDF baseline there (``benchmarks/demo_recipe.py``, RESULTS.md)."""
+        return {"rows": DEMO_ROWS, "trials": 0, "params": dict(DEMO_PARAMS)}
 
     # -- scoring -------------------------------------------------------------------------
 

@@ -60,6 +60,17 @@ def test_default_params_are_valid_minilm_params() -> None:
     TransformerParams(**params)  # raises on an unknown or invalid name
 
 
+def test_the_demo_fine_tunes_minilm_from_its_package_with_the_mean_pooling_head() -> None:
+    from mlplug_convqa.model import packaged_minilm_dir, resolve_model_source
+
+    settings = ConvQATask().demo_settings()
+    assert settings["trials"] == 0
+    params = TransformerParams(**settings["params"])
+    assert (params.model_name_or_path, params.pooling) == ("minilm", "mean")
+    assert params.freeze_layers > 0  # their outputs are cached: the demo's time budget counts on it
+    assert resolve_model_source(params.model_name_or_path) == str(packaged_minilm_dir())
+
+
 def test_create_model_rejects_a_schema_without_one_text_column(train_data) -> None:
     from mlplug.errors import DataError
     from mlplug.schema import Column, Role, Schema
