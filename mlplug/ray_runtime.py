@@ -12,8 +12,10 @@ and quiet.
   token authentication is on (it is, by default, as it should be); that one logger is set to
   errors while mlplug starts Ray. mlplug shows tuning progress itself (``mlplug.progress``).
 
-Joining an existing cluster (``address``) changes none of its settings: its scratch and auth
-are the cluster's.
+Joining an existing cluster (``address``) changes none of its settings: its scratch, CPUs
+and auth are the cluster's, so ``num_cpus`` is not passed (Ray refuses it with an address).
+:mod:`mlplug.ray_join` checks the address and the token first, so that a wrong one fails in
+one line instead of minutes of retries.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+from mlplug import ray_join
 from mlplug.settings import get_settings
 
 #: The most bytes of a Unix socket path (Linux: 108 including the terminating NUL).
@@ -36,18 +40,27 @@ RAY_SOCKET_SUFFIX = 68
 _AUTH_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
 
 
+@dataclass(frozen=True)
+class RaySession:
+    #: The cluster joined, or ``None`` for a local Ray.
+    address: str | None
+    #: CPUs Ray can schedule on: the local ``cpus``, or the whole cluster's.
+    cpus: int
+
+
 @contextlib.contextmanager
-def ray_session(*, address: str | None, cpus: int) -> Iterator[None]:
+def ray_session(*, address: str | None, cpus: int) -> Iterator[RaySession]:
     """Ray initialised for the block and shut down after it, unless it was already running
     (then it is left as it was)."""
     import ray
 
     with _quiet_tune_output():
         if ray.is_initialized():
-            yield
+            yield RaySession(address, _cluster_cpus(cpus))
             return
         with contextlib.ExitStack() as scratch:  # closed after ray.shutdown(): Ray uses it
             if address:
+                ray_join.check_cluster(address)
                 where: dict[str, object] = {"address": address}
             else:
                 where = {
@@ -55,17 +68,28 @@ def ray_session(*, address: str | None, cpus: int) -> Iterator[None]:
                     "_temp_dir": scratch.enter_context(_scratch_dir(get_settings().home)),
                 }
             with _logger_level(_AUTH_NOTICE_LOGGER, logging.ERROR):
-                ray.init(
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    configure_logging=False,
-                    logging_level=logging.WARNING,
-                    **where,
-                )
+                try:
+                    ray.init(
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        configure_logging=False,
+                        logging_level=logging.WARNING,
+                        **where,
+                    )
+                except (ConnectionError, RuntimeError, TimeoutError) as exc:
+                    if not address:
+                        raise
+                    raise ray_join.explain_init_failure(address, exc) from exc
             try:
-                yield
+                yield RaySession(address, _cluster_cpus(cpus) if address else cpus)
             finally:
                 ray.shutdown()
+
+
+def _cluster_cpus(default: int) -> int:
+    import ray
+
+    return int(ray.cluster_resources().get("CPU", 0)) or default
 
 
 def scratch_dir(home: Path) -> Path:

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     #: Share of answered requests a server profiles; lower it when profiling every request
     #: costs too much CPU (drift compares shares, so a uniform sample does not bias it).
     profile_sample: float = Field(default=1.0, gt=0, le=1)
+    #: ``host:port`` of an existing Ray cluster's head (its GCS) to tune on; empty starts a
+    #: local Ray for each tuning run. The token comes from Ray's own ``RAY_AUTH_*`` variables.
+    ray_address: str = ""
 
     @field_validator("home")
     @classmethod
