@@ -124,8 +124,9 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     time_ax.plot(rows, [r["wall_seconds"] for r in results], "k--", marker="s", label="whole flow")
     linear = [results[0]["wall_seconds"] * n / rows[0] for n in rows]
     time_ax.plot(rows, linear, color="0.7", linestyle=":", label="linear from the smallest")
-    time_ax.set(xscale="log", yscale="log", xlabel="rows", ylabel="seconds", title="Time per step (4 trials, 2 cores)")
-    mem_ax.set(xscale="log", xlabel="rows", ylabel="GiB (PSS, process tree)", title="Peak memory while each step ran")
+    setup = f"{results[0]['trials']} trials, {results[0]['cpus']} cores"
+    time_ax.set(xscale="log", yscale="log", xlabel="rows", ylabel="seconds", title=f"Time per step ({setup})")
+    mem_ax.set(xscale="log", xlabel="rows", ylabel="GiB (PSS, process tree)", title="Peak memory per step")
     time_ax.legend(fontsize=7, ncol=2)
     mem_ax.legend(fontsize=7, ncol=2)
     for ax in (time_ax, mem_ax):

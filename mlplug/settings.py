@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     #: ``host:port`` of an existing Ray cluster's head (its GCS) to tune on; empty starts a
     #: local Ray for each tuning run. The token comes from Ray's own ``RAY_AUTH_*`` variables.
     ray_address: str = ""
+    #: With ``ray_address``: make the machine that runs the flow a zero-CPU node of the
+    #: cluster for the tuning step, which Ray requires of a driver. Turn off where that
+    #: machine already is a node (the flow runs on the head).
+    ray_driver_node: bool = True
 
     @field_validator("home")
     @classmethod

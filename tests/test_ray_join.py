@@ -4,9 +4,11 @@ wrong fails at once with one line that says what to set."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from mlplug.errors import RayClusterError
@@ -47,7 +49,34 @@ def test_the_session_joins_without_cpus_and_sees_both_nodes(joined: RayCluster) 
         import ray
 
         assert session.cpus == 2  # the cluster's CPUs, not the local count
+        alive = [n for n in ray.nodes() if n["Alive"]]
+        # This machine joined as a third node, with no CPU for trials, and drives from it.
+        assert sorted(n["Resources"].get("CPU", 0) for n in alive) == [0, 1, 1]
+        mine = ray.get_runtime_context().get_node_id()
+        driver_node = next(n for n in alive if n["NodeID"] == mine)
+        assert "CPU" not in driver_node["Resources"]
+        scratch = Path(os.environ["MLPLUG_HOME"]).resolve() / "ray"
+        assert Path(driver_node["ObjectStoreSocketName"]).resolve().is_relative_to(scratch)
+    assert not _processes_naming(f"driver-{os.getpid()}"), "the driver's node is stopped"
+    assert joined.node_ids() == {n["NodeID"] for n in alive if n["NodeID"] != mine}
+
+
+def test_without_a_driver_node_the_session_attaches_to_a_node_of_this_machine(
+    joined: RayCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLPLUG_RAY_DRIVER_NODE", "false")
+    with ray_session(address=joined.address, cpus=1):
+        import ray
+
         assert len([n for n in ray.nodes() if n["Alive"]]) == 2
+
+
+def _processes_naming(text: str) -> list[int]:
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        if any(text in part for part in proc.info["cmdline"] or []):
+            found.append(proc.info["pid"])
+    return found
 
 
 def test_a_wrong_token_is_named_with_where_it_came_from(joined: RayCluster, monkeypatch) -> None:

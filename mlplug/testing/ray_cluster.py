@@ -1,12 +1,12 @@
 """A real multi-node Ray cluster on this machine, for tests and benchmarks of tuning on an
 existing cluster (``MLPLUG_RAY_ADDRESS``).
 
-Each node is a ``ray start --block`` process in its own session, with its own temp
-directory and its own ports (free ones, so parallel runs and other Ray users on the machine
-are not touched), and token authentication as Ray 2.60 starts clusters: ``RAY_AUTH_MODE=token``
-and a fresh ``RAY_AUTH_TOKEN`` for every node and for the driver (:attr:`RayCluster.env`).
-Stopping sends SIGTERM, then SIGKILL, to each node's process group only: never ``ray stop``,
-which would stop every Ray on the machine.
+Each node is a ``ray start --block`` process in its own session (:mod:`mlplug.ray_node`),
+with its own temp directory and free ports, so parallel runs and other Ray users on the
+machine are not touched, and token authentication as Ray 2.60 starts clusters:
+``RAY_AUTH_MODE=token`` and a fresh ``RAY_AUTH_TOKEN`` for every node and for the driver
+(:attr:`RayCluster.env`). Ray gives the nodes this machine's address even when told
+127.0.0.1. Stopping signals each node's process group only, never ``ray stop``.
 """
 
 from __future__ import annotations
@@ -15,28 +15,15 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlplug.processes import LOOPBACK, OFFLINE_ENV, free_port
-
-#: What ``ray start`` prints once the node runs.
-_STARTED = "Ray runtime started."
-#: Worker ports each node may use (Ray starts a worker process per trial and per actor).
-_WORKER_PORTS = 40
-
-
-@dataclass
-class RayNode:
-    proc: subprocess.Popen[bytes]
-    temp_dir: Path
-    log: Path
+from mlplug.ray_node import RayNode, start_node
 
 
 @dataclass
@@ -80,73 +67,14 @@ def ray_cluster(nodes: int = 2, cpus_per_node: int = 1, timeout: float = 90) -> 
     try:
         port = cluster.address.rsplit(":", 1)[1]
         head = ["--head", "--port", port, "--include-dashboard", "false"]
-        cluster.nodes.append(_start_node(root / "head", head, cpus_per_node, env, timeout))
-        for i in range(1, nodes):
-            joined = ["--address", cluster.address]
-            cluster.nodes.append(_start_node(root / f"node{i}", joined, cpus_per_node, env, timeout))
+        roles = [head] + [["--address", cluster.address]] * (nodes - 1)
+        for i, role in enumerate(roles):
+            node = start_node(
+                root / f"node{i}", role, cpus=cpus_per_node, env=env, node_ip=LOOPBACK, timeout=timeout
+            )
+            cluster.nodes.append(node)
         yield cluster
     finally:
         for node in reversed(cluster.nodes):
-            _stop_node(node)
+            node.stop()
         shutil.rmtree(root, ignore_errors=True)
-
-
-def _start_node(temp_dir: Path, role: list[str], cpus: int, env: dict[str, str], timeout: float) -> RayNode:
-    temp_dir.mkdir(parents=True)
-    log = temp_dir.with_suffix(".log")
-    ray = Path(sys.executable).with_name("ray")
-    first_worker_port = free_port()
-    command = [
-        str(ray), "start", "--block", *role,
-        "--node-ip-address", LOOPBACK,
-        "--num-cpus", str(cpus),
-        "--temp-dir", str(temp_dir),
-        "--disable-usage-stats",
-        # Every port this node listens on, free ones: Ray's fixed defaults (52365, ...)
-        # would collide between two nodes on one machine and with other Ray users.
-        "--node-manager-port", str(free_port()),
-        "--object-manager-port", str(free_port()),
-        "--dashboard-agent-listen-port", str(free_port()),
-        "--dashboard-agent-grpc-port", str(free_port()),
-        "--runtime-env-agent-port", str(free_port()),
-        "--metrics-export-port", str(free_port()),
-        "--min-worker-port", str(first_worker_port),
-        "--max-worker-port", str(first_worker_port + _WORKER_PORTS),
-    ]  # fmt: skip
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    node = RayNode(proc, temp_dir, log)
-    deadline = time.monotonic() + timeout
-    while _STARTED not in log.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            _stop_node(node)
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-            raise RuntimeError(f"ray start ({' '.join(role)}) did not come up:\n{tail}")
-        time.sleep(0.2)
-    return node
-
-
-def _stop_node(node: RayNode, grace: float = 5.0) -> None:
-    """SIGTERM to the node's process group (``ray start --block`` and everything it
-    started), SIGKILL to what is left after ``grace`` seconds."""
-    group = node.proc.pid  # start_new_session: the group id is the leader's pid
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _group_alive(group):
-        node.proc.poll()  # reap the leader, or its zombie keeps the group alive
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        node.proc.wait(10)
-
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True

@@ -4,6 +4,7 @@ the ``ray_cluster`` fixture), run as a user runs it, in a process of its own."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -90,8 +91,12 @@ def test_trials_run_on_both_nodes_and_score_as_on_the_driver(
         for trial in trials:
             model = task.create_model(parts.train.schema, {**trial.params, "thread_count": 1})
             scores: dict[int, float] = {}
-            model.fit(parts.train, parts.valid, progress=lambda step, score: scores.setdefault(step, score))
+            model.fit(parts.train, parts.valid, progress=functools.partial(_keep_first, scores))
             assert scores[trial.steps] == pytest.approx(trial.score, abs=1e-12), (trial, scores)
+
+
+def _keep_first(scores: dict[int, float], step: int, score: float) -> None:
+    scores.setdefault(step, score)
 
 
 def test_local_and_cluster_runs_sample_the_same_trials(
