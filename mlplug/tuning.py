@@ -15,12 +15,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlplug.dataset import Dataset
+from mlplug.errors import RayClusterError
 from mlplug.progress import Progress, artifact_key
 from mlplug.ray_runtime import ray_session
 from mlplug.settings import get_settings
@@ -86,6 +88,8 @@ def _trainable(config: dict[str, Any], task: TaskType, train: Dataset, valid: Da
         tune.report({"score": float(score), "step": 1, NODE_ID: node_id})
 
 
+#: How a trial's error says that a module is not installed where it ran.
+_MISSING_MODULE = re.compile(r"No module named '[\w.]+'")
 #: The metric each trial reports with the Ray node it runs on.
 NODE_ID = "node_id"
 
@@ -152,6 +156,14 @@ def tune_task(
     scored = [t for t in records if t.score is not None and math.isfinite(t.score)]
     if not scored:
         errors = "; ".join(t.error or "no score" for t in records)[:2000]
+        missing = _MISSING_MODULE.search(errors)
+        if address and missing:
+            # A Ray node has its own Python environment: the usual cause on a new cluster.
+            raise RayClusterError(
+                f"every tuning trial failed on the Ray cluster at {address}: {missing.group(0)} on "
+                f"its nodes; install mlplug and the {task.name} task's plugin there, the versions "
+                "this machine runs"
+            )
         raise RuntimeError(f"all {len(records)} tuning trials failed: {errors}")
     best = max(scored, key=lambda t: t.score or -math.inf)
     return TuneResult(

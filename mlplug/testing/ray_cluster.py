@@ -56,13 +56,17 @@ class RayCluster:
 
 
 @contextlib.contextmanager
-def ray_cluster(nodes: int = 2, cpus_per_node: int = 1, timeout: float = 90) -> Iterator[RayCluster]:
+def ray_cluster(
+    nodes: int = 2, cpus_per_node: int = 1, timeout: float = 90, node_env: dict[str, str] | None = None
+) -> Iterator[RayCluster]:
     """A head node and ``nodes - 1`` worker nodes, each with ``cpus_per_node`` CPUs and its
-    own temp directory; everything started here is stopped and removed on exit."""
+    own temp directory; everything started here is stopped and removed on exit. ``node_env``
+    adds to the nodes' environment (their Ray workers inherit it), e.g. a ``PYTHONPATH``."""
     # Short: Ray's socket paths under the temp dir must fit in 107 bytes.
     root = Path(tempfile.mkdtemp(prefix="mlr-", dir="/tmp"))
     cluster = RayCluster(address=f"{LOOPBACK}:{free_port()}", token=secrets.token_hex(32))
-    env = {**os.environ, **OFFLINE_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": cluster.token}
+    env = {**os.environ, **OFFLINE_ENV, **(node_env or {})}
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=cluster.token)
     env.pop("RAY_AUTH_TOKEN_PATH", None)
     try:
         port = cluster.address.rsplit(":", 1)[1]

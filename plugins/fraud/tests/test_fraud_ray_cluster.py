@@ -12,13 +12,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from mlplug_fraud import FraudTask
+from mlplug_fraud.params import QUICK_PARAMS
 
 from mlplug import training
+from mlplug.errors import RayClusterError
 from mlplug.plugins import get_plugins, new_plugins, use_plugins
 from mlplug.record import TrainingRecord
 from mlplug.runtime import open_registry
 from mlplug.testing.ray_cluster import RayCluster
+from mlplug.testing.ray_cluster import ray_cluster as start_ray_cluster
 from mlplug.testing.servers import PrefectServer
+from mlplug.tuning import tune_task
 from tests.reporting.htmlcheck import parse
 
 pytestmark = pytest.mark.slow
@@ -120,3 +125,24 @@ def test_a_wrong_token_fails_the_run_in_one_line(ray_cluster: RayCluster, user_e
     assert "refused this driver's token (from RAY_AUTH_TOKEN)" in out.stderr
     assert "Traceback" not in out.stderr + out.stdout
     assert not (Path(user_env["MLPLUG_STORE"].removeprefix("file://")) / "fraud" / "models").exists()
+
+
+def test_a_cluster_without_the_plugin_fails_in_one_line_that_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ray node has its own Python environment: here one where the fraud plugin cannot be
+    imported (a stand-in package first on its path), as on a node nobody installed it on."""
+    shadow = tmp_path / "site" / "mlplug_fraud"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'mlplug_fraud'\")\n")
+    task = FraudTask()
+    parts = training.split(task.synthesize(1500, seed=SEED), seed=SEED)
+    with start_ray_cluster(nodes=1, cpus_per_node=1, node_env={"PYTHONPATH": str(tmp_path / "site")}) as bare:
+        for key, value in bare.env.items():
+            monkeypatch.setenv(key, value)
+        with pytest.raises(RayClusterError) as caught:
+            tune_task(task, parts.train, parts.valid, trials=2, workdir=tmp_path / "tune", fixed=QUICK_PARAMS)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"every tuning trial failed on the Ray cluster at {bare.address}" in message
+    assert "No module named 'mlplug_fraud'" in message and "install" in message
