@@ -140,8 +140,8 @@ def tune_task(
                 mode="max",
                 num_samples=trials,
                 scheduler=scheduler,
-                search_alg=BasicVariantGenerator(random_state=seed),
-                max_concurrent_trials=session.cpus,
+                # Seeded; it also caps concurrency (Tune ignores max_concurrent_trials with it).
+                search_alg=BasicVariantGenerator(random_state=seed, max_concurrent=session.cpus),
             ),
             run_config=tune.RunConfig(
                 name="tune",
