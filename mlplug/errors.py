@@ -49,3 +49,8 @@ class StoreUnavailableError(StoreError):
 
 class AliasConflictError(PreconditionFailedError):
     """An alias moved between reading it and writing it."""
+
+
+class RayClusterError(MlplugError):
+    """The Ray cluster to tune on cannot be joined; the message names its address and what
+    to set (address, ``RAY_AUTH_MODE``, the token)."""

@@ -12,8 +12,14 @@ and quiet.
   token authentication is on (it is, by default, as it should be); that one logger is set to
   errors while mlplug starts Ray. mlplug shows tuning progress itself (``mlplug.progress``).
 
-Joining an existing cluster (``address``) changes none of its settings: its scratch and auth
-are the cluster's.
+Joining an existing cluster (``address``) changes none of its settings: its CPUs and auth
+are the cluster's, so ``num_cpus`` is not passed (Ray refuses it with an address).
+:mod:`mlplug.ray_join` checks the address and the token first, so that a wrong one fails in
+one line instead of minutes of retries. Ray attaches a driver to a raylet on the driver's
+own machine, so unless ``MLPLUG_RAY_DRIVER_NODE=false`` this machine joins the cluster as a
+zero-CPU node for the session (:mod:`mlplug.ray_node`; its session directory under
+``<MLPLUG_HOME>/ray``, stopped afterwards): a flow-run pod outside the cluster can drive it,
+and no trial runs on it.
 """
 
 from __future__ import annotations
@@ -24,8 +30,12 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+from mlplug import ray_join
+from mlplug.errors import RayClusterError
+from mlplug.ray_node import RayNode, start_node
 from mlplug.settings import get_settings
 
 #: The most bytes of a Unix socket path (Linux: 108 including the terminating NUL).
@@ -34,38 +44,83 @@ SOCKET_PATH_MAX = 107
 #: ``/session_YYYY-MM-DD_HH-MM-SS_ffffff_<pid>/sockets/plasma_store``.
 RAY_SOCKET_SUFFIX = 68
 _AUTH_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
+#: Prefix of the temp directory of this machine's node when it drives a cluster.
+_DRIVER_NODE_DIR = "driver-"
+
+
+@dataclass(frozen=True)
+class RaySession:
+    #: The cluster joined, or ``None`` for a local Ray.
+    address: str | None
+    #: CPUs Ray can schedule on: the local ``cpus``, or the whole cluster's.
+    cpus: int
 
 
 @contextlib.contextmanager
-def ray_session(*, address: str | None, cpus: int) -> Iterator[None]:
+def ray_session(*, address: str | None, cpus: int) -> Iterator[RaySession]:
     """Ray initialised for the block and shut down after it, unless it was already running
     (then it is left as it was)."""
     import ray
 
     with _quiet_tune_output():
         if ray.is_initialized():
-            yield
+            yield RaySession(address, _cluster_cpus(cpus))
             return
         with contextlib.ExitStack() as scratch:  # closed after ray.shutdown(): Ray uses it
             if address:
+                ray_join.check_cluster(address)
                 where: dict[str, object] = {"address": address}
+                if get_settings().ray_driver_node:
+                    node = scratch.enter_context(_driver_node(address, get_settings().home))
+                    where["_temp_dir"] = str(node.temp_dir)  # attach to this node, not another
             else:
                 where = {
                     "num_cpus": cpus,
                     "_temp_dir": scratch.enter_context(_scratch_dir(get_settings().home)),
                 }
             with _logger_level(_AUTH_NOTICE_LOGGER, logging.ERROR):
-                ray.init(
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    configure_logging=False,
-                    logging_level=logging.WARNING,
-                    **where,
-                )
+                try:
+                    ray.init(
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        configure_logging=False,
+                        logging_level=logging.WARNING,
+                        **where,
+                    )
+                except (ConnectionError, RuntimeError, TimeoutError) as exc:
+                    if not address:
+                        raise
+                    raise ray_join.explain_init_failure(address, exc) from exc
             try:
-                yield
+                yield RaySession(address, _cluster_cpus(cpus) if address else cpus)
             finally:
                 ray.shutdown()
+
+
+def _cluster_cpus(default: int) -> int:
+    import ray
+
+    return int(ray.cluster_resources().get("CPU", 0)) or default
+
+
+@contextlib.contextmanager
+def _driver_node(address: str, home: Path) -> Iterator[RayNode]:
+    """This machine as a zero-CPU node of the cluster at ``address`` for the block: Ray
+    attaches a driver to a raylet on its own machine, and schedules no trial here."""
+    with _scratch_dir(home, extra=len(_DRIVER_NODE_DIR) + 12) as scratch:
+        temp_dir = Path(scratch) / f"{_DRIVER_NODE_DIR}{os.getpid()}"
+        try:
+            node = start_node(temp_dir, ["--address", address], cpus=0, env=dict(os.environ))
+        except RuntimeError as exc:
+            raise RayClusterError(
+                f"could not make this machine a node of the Ray cluster at {address} (needed to "
+                f"drive it; MLPLUG_RAY_DRIVER_NODE=false if it already is one): `ray start` failed, "
+                f"see {temp_dir}.log"
+            ) from exc
+        try:
+            yield node
+        finally:
+            node.stop()
 
 
 def scratch_dir(home: Path) -> Path:
@@ -74,12 +129,12 @@ def scratch_dir(home: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _scratch_dir(home: Path) -> Iterator[str]:
-    """:func:`scratch_dir` (created) when Ray's socket paths under it fit, else a short private
-    link to it, removed on exit."""
+def _scratch_dir(home: Path, extra: int = 0) -> Iterator[str]:
+    """:func:`scratch_dir` (created) when Ray's socket paths under it fit (with ``extra``
+    bytes of subdirectory), else a short private link to it, removed on exit."""
     target = scratch_dir(home)
     target.mkdir(parents=True, exist_ok=True)
-    if len(str(target).encode()) + RAY_SOCKET_SUFFIX <= SOCKET_PATH_MAX:
+    if len(str(target).encode()) + extra + RAY_SOCKET_SUFFIX <= SOCKET_PATH_MAX:
         yield str(target)
         return
     holder = Path(tempfile.mkdtemp(prefix="mlplug-ray-"))  # private (0700) and unique

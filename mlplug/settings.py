@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     #: A fixed share of answered requests a server profiles, on top of ``profile_rate``
     #: (drift compares shares, so a uniform sample does not bias it).
     profile_sample: float = Field(default=1.0, gt=0, le=1)
+    #: ``host:port`` of an existing Ray cluster's head (its GCS) to tune on; empty starts a
+    #: local Ray for each tuning run. The token comes from Ray's own ``RAY_AUTH_*`` variables.
+    ray_address: str = ""
+    #: With ``ray_address``: make the machine that runs the flow a zero-CPU node of the
+    #: cluster for the tuning step, which Ray requires of a driver. Turn off where that
+    #: machine already is a node (the flow runs on the head).
+    ray_driver_node: bool = True
 
     @field_validator("home")
     @classmethod

@@ -3,6 +3,11 @@
 Each trial builds the task's model from a sampled config and fits it; the model's
 ``progress(step, score)`` callback becomes a ``ray.tune.report`` so that ASHA can stop weak
 trials after ``grace_steps`` reports. Scores are "higher is better".
+
+Trials may run on other machines (``MLPLUG_RAY_ADDRESS``): the task and its data reach them
+through Ray's object store (``tune.with_parameters``), never as a path on the driver's disk,
+and each trial records the node it ran on. Configurations are drawn from ``seed``, so the
+same run samples the same trials locally and on a cluster.
 """
 
 from __future__ import annotations
@@ -10,14 +15,17 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlplug.dataset import Dataset
+from mlplug.errors import RayClusterError
 from mlplug.progress import Progress, artifact_key
 from mlplug.ray_runtime import ray_session
+from mlplug.settings import get_settings
 from mlplug.task import TaskType
 
 log = logging.getLogger(__name__)
@@ -32,6 +40,21 @@ class Trial:
     seconds: float
     stopped_early: bool
     error: str | None = None
+    #: Ray's id of the node the trial ran on (hex), and that node's host name.
+    node_id: str | None = None
+    host: str | None = None
+
+    @property
+    def node(self) -> str | None:
+        return node_label(self.host, self.node_id)
+
+
+def node_label(host: str | None, node_id: str | None) -> str | None:
+    """A Ray node as a person tells nodes apart: host name and the start of Ray's id (two
+    nodes on one machine share the host name)."""
+    if not node_id:
+        return host
+    return f"{host or '?'} ({node_id[:8]})"
 
 
 @dataclass(frozen=True)
@@ -46,21 +69,29 @@ class TuneResult:
 
 
 def _trainable(config: dict[str, Any], task: TaskType, train: Dataset, valid: Dataset) -> None:
+    import ray
     from ray import tune
 
     reported = False
+    node_id = ray.get_runtime_context().get_node_id()
 
     def progress(step: int, score: float) -> None:
         nonlocal reported
         reported = True
-        tune.report({"score": float(score), "step": int(step)})
+        tune.report({"score": float(score), "step": int(step), NODE_ID: node_id})
 
     model = task.create_model(train.schema, config)
     model.fit(train, valid, progress=progress)
     if not reported:  # a model without progress reports still gets one final score
         metrics = task.evaluate(valid, model.predict_proba(valid.X))
         score = metrics.score if metrics.higher_is_better else -metrics.score
-        tune.report({"score": float(score), "step": 1})
+        tune.report({"score": float(score), "step": 1, NODE_ID: node_id})
+
+
+#: How a trial's error says that a module is not installed where it ran.
+_MISSING_MODULE = re.compile(r"No module named '[\w.]+'")
+#: The metric each trial reports with the Ray node it runs on.
+NODE_ID = "node_id"
 
 
 def tune_task(
@@ -77,16 +108,19 @@ def tune_task(
 ) -> TuneResult:
     """Run ``trials`` ASHA trials over the task's search space; return every trial.
 
-    ``fixed`` pins parameters to given values (they are not searched)."""
+    ``cpus`` sizes a local Ray; on a cluster (``ray_address``, else ``MLPLUG_RAY_ADDRESS``)
+    as many trials run at once as the cluster has CPUs. ``fixed`` pins parameters to given
+    values (they are not searched)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
 
     space = task.search_space()
     cpus = cpus or os.cpu_count() or 1
     started = time.perf_counter()
-    address = ray_address or os.environ.get("MLPLUG_RAY_ADDRESS") or None
+    address = ray_address or get_settings().ray_address or None
     shown = Progress(f"tuning {task.name}", artifact_key(task.name, "tuning"), "trials")
-    with ray_session(address=address, cpus=cpus), shown:
+    with ray_session(address=address, cpus=cpus) as session, shown:
         trainable = tune.with_resources(
             tune.with_parameters(_trainable, task=task, train=train, valid=valid), {"cpu": 1}
         )
@@ -106,7 +140,8 @@ def tune_task(
                 mode="max",
                 num_samples=trials,
                 scheduler=scheduler,
-                max_concurrent_trials=cpus,
+                # Seeded; it also caps concurrency (Tune ignores max_concurrent_trials with it).
+                search_alg=BasicVariantGenerator(random_state=seed, max_concurrent=session.cpus),
             ),
             run_config=tune.RunConfig(
                 name="tune",
@@ -121,6 +156,14 @@ def tune_task(
     scored = [t for t in records if t.score is not None and math.isfinite(t.score)]
     if not scored:
         errors = "; ".join(t.error or "no score" for t in records)[:2000]
+        missing = _MISSING_MODULE.search(errors)
+        if address and missing:
+            # A Ray node has its own Python environment: the usual cause on a new cluster.
+            raise RayClusterError(
+                f"every tuning trial failed on the Ray cluster at {address}: {missing.group(0)} on "
+                f"its nodes; install mlplug and the {task.name} task's plugin there, the versions "
+                "this machine runs"
+            )
         raise RuntimeError(f"all {len(records)} tuning trials failed: {errors}")
     best = max(scored, key=lambda t: t.score or -math.inf)
     return TuneResult(
@@ -183,7 +226,15 @@ def _trial(result: Any, max_steps: int) -> Trial:
         seconds=float(metrics.get("time_total_s", 0.0) or 0.0),
         stopped_early=error is None and steps < max_steps,
         error=error,
+        node_id=_last(frame, NODE_ID),
+        host=metrics.get("hostname") or None,
     )
+
+
+def _last(frame: Any, column: str) -> str | None:
+    if frame is None or column not in frame or frame[column].dropna().empty:
+        return None
+    return str(frame[column].dropna().iloc[-1])
 
 
 def describe_space_value(value: Any) -> str:

@@ -39,7 +39,7 @@ STORE = "s3://mlplug-models/prod"
 DEPLOYMENTS = {
     "train": {"env": {"MLPLUG_STORE": STORE}, "image": IMAGE, "cpu_limit": "4", "memory_limit": "8Gi"},
     "monitor": {"env": {"MLPLUG_STORE": STORE}, "image": IMAGE},
-    "refit": {"env": {"MLPLUG_STORE": STORE, "MLPLUG_RAY_ADDRESS": "ray://ray-head:10001"}, "image": IMAGE},
+    "refit": {"env": {"MLPLUG_STORE": STORE, "MLPLUG_RAY_ADDRESS": "ray-head:6379"}, "image": IMAGE},
     "deploy": {"env": {"MLPLUG_STORE": STORE}, "image": IMAGE, "namespace": "ml"},
 }
 

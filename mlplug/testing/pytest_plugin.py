@@ -9,6 +9,9 @@
 - ``s3_store``: a fresh bucket on that server, with ``MLPLUG_STORE`` and credentials set.
 - ``prefect_server``: ``prefect server start`` on 127.0.0.1 with SQLite, one per session.
 - ``prefect_api``: points this test's Prefect client at that server.
+- ``ray_cluster``: a real two-node Ray cluster on this machine (1 CPU per node, token
+  authentication), one per session; ``ray_cluster.env`` joins it (``MLPLUG_RAY_ADDRESS``,
+  ``RAY_AUTH_MODE``, ``RAY_AUTH_TOKEN``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import pytest
 
 from mlplug.plugins import Plugins, new_plugins, use_plugins
 from mlplug.storage import Store
+from mlplug.testing.ray_cluster import RayCluster
+from mlplug.testing.ray_cluster import ray_cluster as _ray_cluster
 from mlplug.testing.servers import PrefectServer, S3Server, moto_s3_server
 from mlplug.testing.servers import prefect_server as _prefect
 
@@ -107,3 +112,9 @@ def prefect_api(prefect_server: PrefectServer, monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.setenv(key, value)
     with temporary_settings({PREFECT_API_URL: prefect_server.api_url, PREFECT_HOME: prefect_server.home}):
         yield prefect_server
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[RayCluster]:
+    with _ray_cluster(nodes=2, cpus_per_node=1) as cluster:
+        yield cluster

@@ -13,6 +13,7 @@ from mlplug.reporting import html, plots
 from mlplug.reporting.context import ReportContext
 from mlplug.reporting.html import Html
 from mlplug.reporting.section import ReportSection, ReportTable, SectionOutput
+from mlplug.tuning import node_label
 
 #: Trials listed in full; tuning runs with more are summarised and truncated.
 MAX_TRIAL_ROWS = 200
@@ -68,6 +69,7 @@ def _trial_blocks(ctx: ReportContext) -> tuple[list[Html], list[dict[str, Any]]]
     stopped = sum(1 for t in trials if t.get("stopped_early"))
     failed = [t for t in trials if t.get("error")]
     scores = [_score(t) for t in trials]
+    nodes = [node_label(t.get("host"), t.get("node_id")) for t in trials]
     best_i = max(
         (i for i, s in enumerate(scores) if s is not None), key=lambda i: scores[i] or -math.inf, default=None
     )
@@ -78,6 +80,7 @@ def _trial_blocks(ctx: ReportContext) -> tuple[list[Html], list[dict[str, Any]]]
                 ("stopped early by ASHA", stopped),
                 ("failed", len(failed)),
                 ("tuning time", fmt.seconds(ctx.tuning_seconds)),
+                ("Ray nodes", _nodes_fact(nodes)),
                 ("best validation score", scores[best_i] if best_i is not None else None),
             ]
         )
@@ -117,6 +120,7 @@ def _trial_blocks(ctx: ReportContext) -> tuple[list[Html], list[dict[str, Any]]]
                 "steps": t.get("steps"),
                 "seconds": t.get("seconds"),
                 "stopped early": bool(t.get("stopped_early")),
+                "node": nodes[i] or "",
                 "error": (t.get("error") or "")[:200],
                 **{p: fmt.plain((t.get("params") or {}).get(p)) for p in param_names},
             }
@@ -131,6 +135,16 @@ def _trial_blocks(ctx: ReportContext) -> tuple[list[Html], list[dict[str, Any]]]
     )
     table_rows = [{k: fmt.json_value(v) for k, v in r.items()} for r in shown]
     return blocks, table_rows
+
+
+def _nodes_fact(nodes: list[str | None]) -> str:
+    """How many nodes the trials ran on and how many trials each, busiest first."""
+    known = [n for n in nodes if n]
+    if not known:
+        return "not recorded"
+    counts = sorted({n: known.count(n) for n in known}.items(), key=lambda kv: -kv[1])
+    listed = ", ".join(f"{n}: {c} trial{'s' if c > 1 else ''}" for n, c in counts)
+    return f"{len(counts)} ({listed})"
 
 
 def _history_blocks(ctx: ReportContext) -> list[Html]:
