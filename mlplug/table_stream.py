@@ -95,7 +95,9 @@ def _csv_chunks(
 
     read, parse = _csv_options(url, path, chunk_rows)
     try:
-        header = _open_csv(path, read, parse, pcsv.ConvertOptions(include_columns=[])).schema.names
+        # The header from a small first block: opening a reader parses its first block.
+        first = pcsv.ReadOptions(block_size=1 << 16)
+        header = _open_csv(path, first, parse, pcsv.ConvertOptions(include_columns=[])).schema.names
     except pa.ArrowInvalid as exc:
         raise DataError(f"{url}: cannot read as csv: {exc}") from exc
     present = [c for c in columns if c in header]
