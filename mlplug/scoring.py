@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlplug.errors import DataError, MlplugError, ModelLoadError
-from mlplug.io import read_table
+from mlplug.errors import MlplugError, ModelLoadError
 from mlplug.model_cache import local_copy
 from mlplug.registry import ModelVersion, Registry
 from mlplug.schema import Schema
@@ -102,24 +100,6 @@ def load_version(task: TaskType, registry: Registry, ref: str | int = "champion"
             f"{type(exc).__name__}: {first}"
         ) from exc
     return LoadedModel(version, model, Schema.from_dict(version.schema))
-
-
-def write_table(frame: pd.DataFrame, out: Path) -> Path:
-    suffix = out.suffix.lower()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        frame.to_csv(out, index=False)
-    elif suffix in (".parquet", ".pq"):
-        frame.to_parquet(out, index=False)
-    elif suffix in (".jsonl", ".ndjson"):
-        frame.to_json(out, orient="records", lines=True)
-    else:
-        raise DataError(f"{out}: output format must be .csv, .parquet or .jsonl")
-    return out
-
-
-def score_table(loaded: LoadedModel, url: str, fmt: str | None = None) -> ScoredTable:
-    return loaded.score(read_table(url, fmt), url)
 
 
 def write_profile(task: TaskType, loaded: LoadedModel, scored: ScoredTable, store: Store) -> str:
