@@ -178,3 +178,19 @@ def test_the_profile_sample_is_uniform_and_capped(
     assert result.sample.features["amount"].isin(raw_rows["amount"]).all()
     none = score_file(fraud, str(source), tmp_path / "out2.csv", chunk_rows=500, profile_rows=0)
     assert none.sample is None
+
+
+def test_gzip_and_tab_separated_csv(fraud: LoadedModel, raw_rows: pd.DataFrame, tmp_path: Path) -> None:
+    import gzip
+
+    head = raw_rows.head(1_000)
+    expected = fraud.score(head, "memory").output
+    gz = tmp_path / "in.csv.gz"
+    gz.write_bytes(gzip.compress(head.to_csv(index=False).encode()))
+    tsv = tmp_path / "in.tsv"
+    head.to_csv(tsv, index=False, sep="\t")
+    for source in (gz, tsv):
+        out = tmp_path / f"{source.name}.out.csv"
+        score_file(fraud, str(source), out, chunk_rows=300)
+        got = pd.read_csv(out)
+        assert np.array_equal(got["probability"].to_numpy(), expected["probability"].to_numpy()), source
