@@ -10,8 +10,9 @@ with 250k-row row groups). Each measurement runs in its own process, whose peak 
 
 - **raw**: the whole file parsed by pyarrow (typed, feature columns only: the fastest
   parse there is), validated into the in-memory frame, then the plugin's
-  ``predict_proba`` (CatBoost's ``CatBoostClassifier.predict_proba``) on that frame. Parse
-  and predict are timed separately: "raw" rows/s exclude parsing, "raw + parse" include it.
+  ``predict_proba`` (CatBoost's ``CatBoostClassifier.predict_proba``) on that frame. Each
+  step is timed: "raw" rows/s count only ``predict_proba``, "raw + parse" add the pyarrow
+  parse, "raw + parse + frame" also the conversion and validation into the model's frame.
 - **streamed**: ``mlplug.score_stream.score_file`` file -> file, the work of
   ``mlplug predict --no-profile`` after the model is loaded. "Scoring only" is the time
   the scoring thread spent validating, predicting and building the output of each chunk;
@@ -196,23 +197,26 @@ def main() -> None:
 
 def _table(results: list[dict]) -> str:  # type: ignore[type-arg]
     lines = [
-        "| rows | input | raw predict_proba rows/s | raw + parse rows/s | streamed, scoring only rows/s "
-        "(% of raw) | streamed, file -> file rows/s (% of raw + parse; % of raw) | with profile rows/s "
-        "| peak RSS streamed (with profile) | peak RSS raw |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| rows | input | raw predict_proba | raw + parse | raw + parse + frame | streamed, scoring only "
+        "(% of raw) | streamed, file -> file (% of raw + parse / + frame; % of raw) | streamed + profile "
+        "| peak RSS streamed (+ profile) | peak RSS raw |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         raw, stream, prof = r["raw"], r["stream"], r["profile"]
         n = r["rows"]
         raw_rate = n / raw["predict_s"]
         parse_rate = n / (raw["predict_s"] + raw["parse_s"])
+        frame_rate = n / (raw["predict_s"] + raw["parse_s"] + raw["validate_s"])
         steps = stream["steps_s"]
         scoring = n / (steps["validate"] + steps["predict"] + steps["output"])
         e2e = n / stream["stream_s"]
         lines.append(
             f"| {n:,} | {r['format']} ({r['mb']:.0f} MB) | {raw_rate:,.0f} | {parse_rate:,.0f} "
+            f"| {frame_rate:,.0f} "
             f"| {scoring:,.0f} ({scoring / raw_rate:.0%}) "
-            f"| {e2e:,.0f} ({e2e / parse_rate:.0%}; {e2e / raw_rate:.0%}) | {n / prof['wall_s']:,.0f} "
+            f"| {e2e:,.0f} ({e2e / parse_rate:.0%} / {e2e / frame_rate:.0%}; {e2e / raw_rate:.0%}) "
+            f"| {n / prof['wall_s']:,.0f} "
             f"| {stream['peak_rss_mib'] / 1024:.2f} GiB ({prof['peak_rss_mib'] / 1024:.2f}) "
             f"| {raw['peak_rss_mib'] / 1024:.2f} GiB |"
         )
