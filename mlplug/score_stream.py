@@ -134,35 +134,46 @@ def score_file(
     with local_path(url) as path:
         header, chunks = read_chunks(url, path, arrow_types(schema), chunk_rows, fmt)
         schema.check_columns(header, url, require_target=False)
-        writer = ChunkWriter(out)
-        stop = threading.Event()
-        incoming = _Stage(lambda put: _feed(chunks, put), stop, "mlplug-read")
-        outgoing: queue.Queue[Any] = queue.Queue(_QUEUE_DEPTH)
-        writing = _Stage(lambda put: _drain(outgoing, writer, stop), stop, "mlplug-write")
         try:
-            for chunk in _timed(incoming.results(), result.seconds, "read_wait"):
-                batch = _score_chunk(loaded, chunk, url, result, sample)
-                _put(outgoing, batch, stop, writing)
-            if result.rows == 0:
-                raise DataError(f"{url}: no data rows")
-            _put(outgoing, _DONE, stop, writing)
-            writing.join()
-            writer.commit()
+            _pipeline(loaded, chunks, url, ChunkWriter(out), result, sample)
         except ConversionError as exc:
-            stop.set()
-            writer.abort()
-            _raise_row_of(exc, url, path, schema, chunk_rows, fmt)
+            _raise_row_of(exc, url, path, schema, chunk_rows)
             raise
-        except BaseException:
-            stop.set()
-            writer.abort()
-            raise
-        finally:
-            stop.set()
-            incoming.join()
-            writing.join()
     result.sample = sample.table(loaded)
     return result
+
+
+def _pipeline(
+    loaded: LoadedModel,
+    chunks: Iterator[Any],
+    url: str,
+    writer: ChunkWriter,
+    result: StreamResult,
+    sample: ReservoirSample,
+) -> None:
+    """Read, score and write every chunk; on any error stop both threads first, then delete
+    the partial output (a writer still running could otherwise create it again)."""
+    stop = threading.Event()
+    incoming = _Stage(lambda put: _feed(chunks, put), stop, "mlplug-read")
+    outgoing: queue.Queue[Any] = queue.Queue(_QUEUE_DEPTH)
+    writing = _Stage(lambda put: _drain(outgoing, writer, stop), stop, "mlplug-write")
+    try:
+        for chunk in _timed(incoming.results(), result.seconds, "read_wait"):
+            _put(outgoing, _score_chunk(loaded, chunk, url, result, sample), stop, writing)
+        if result.rows == 0:
+            raise DataError(f"{url}: no data rows")
+        _put(outgoing, _DONE, stop, writing)
+        writing.join()
+        writer.commit()
+    except BaseException:
+        stop.set()
+        incoming.join()
+        writing.join()
+        writer.abort()
+        raise
+    finally:
+        stop.set()
+        incoming.join()
 
 
 def _score_chunk(
@@ -204,9 +215,7 @@ def _score_chunk(
     return batch
 
 
-def _raise_row_of(
-    exc: ConversionError, url: str, path: Path, schema: Schema, chunk_rows: int, fmt: str | None
-) -> None:
+def _raise_row_of(exc: ConversionError, url: str, path: Path, schema: Schema, chunk_rows: int) -> None:
     """A value the CSV reader could not convert: read its column again as text and validate
     it, which names the row (pyarrow names only the column and the value)."""
     columns = [c for c in schema.features if exc.column in (None, c.name) and c.role is Role.NUMERIC]
