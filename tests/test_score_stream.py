@@ -194,3 +194,23 @@ def test_gzip_and_tab_separated_csv(fraud: LoadedModel, raw_rows: pd.DataFrame, 
         score_file(fraud, str(source), out, chunk_rows=300)
         got = pd.read_csv(out)
         assert np.array_equal(got["probability"].to_numpy(), expected["probability"].to_numpy()), source
+
+
+@pytest.mark.parametrize("out_name", ["scores.csv", "scores.parquet"])
+def test_a_model_failure_mid_file_leaves_no_output(
+    fraud: LoadedModel, raw_rows: pd.DataFrame, tmp_path: Path, out_name: str
+) -> None:
+    source = _csv(raw_rows, tmp_path / "in.csv")
+    calls = []
+
+    class Failing:
+        def predict_proba(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+            calls.append(len(X))
+            if len(calls) == 4:
+                raise RuntimeError("out of memory on chunk 4")
+            return np.asarray(fraud.model.predict_proba(X))
+
+    broken = LoadedModel(fraud.version, Failing(), fraud.schema)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="chunk 4"):
+        score_file(broken, str(source), tmp_path / out_name, chunk_rows=500)
+    assert len(calls) == 4 and not list(tmp_path.glob("scores*"))
