@@ -78,6 +78,7 @@ def _register(store: str, rows: int) -> None:
 
 def _offline(args: argparse.Namespace) -> None:
     """Child process (pinned): conversations per second of the served model, per batch size."""
+    import numpy as np
     import orjson
 
     from mlplug.plugins import get_plugins
@@ -92,14 +93,20 @@ def _offline(args: argparse.Namespace) -> None:
     model.predict_proba_rows(texts[:32])  # type: ignore[attr-defined]  # warm up
     result = {}
     for size in BATCH_SIZES:
-        done, started, i = 0, time.perf_counter(), 0
+        done, started, i, times = 0, time.perf_counter(), 0, []
         while time.perf_counter() - started < args.offline_seconds:
             batch = [texts[(i + k) % len(texts)] for k in range(size)]
+            call = time.perf_counter()
             model.predict_proba_rows(batch)  # type: ignore[attr-defined]
+            times.append(time.perf_counter() - call)
             done += size
             i += size
         elapsed = time.perf_counter() - started
-        result[str(size)] = {"per_second": done / elapsed, "batch_seconds": elapsed / (done / size)}
+        result[str(size)] = {
+            "per_second": done / elapsed,
+            "batch_seconds": elapsed / (done / size),
+            "batch_seconds_p99": float(np.percentile(times, 99)),
+        }
     print(json.dumps(result))
 
 
@@ -201,7 +208,12 @@ def _table(results: dict, args: argparse.Namespace) -> str:  # type: ignore[type
         "offline on the same core: "
         + ", ".join(f"batch {s}: {offline[str(s)]['per_second']:.1f} conv/s" for s in BATCH_SIZES)
         + f"; ceiling {ceiling:.1f} conv/s"
-        + (f"; one batch of {args.concurrency}: {batch_compute * 1000:.0f} ms" if batch_compute else "")
+        + (
+            f"; one batch of {args.concurrency}: {batch_compute * 1000:.0f} ms mean, "
+            f"{offline[str(args.concurrency)]['batch_seconds_p99'] * 1000:.0f} ms p99"
+            if batch_compute
+            else ""
+        )
     )
     return "\n".join(lines)
 
