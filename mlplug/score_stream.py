@@ -178,7 +178,7 @@ def _pipeline(
 
 def _score_chunk(
     loaded: LoadedModel,
-    chunk: pa.RecordBatch | pd.DataFrame,
+    chunk: pa.RecordBatch | pa.Table | pd.DataFrame,
     url: str,
     result: StreamResult,
     sample: ReservoirSample,
@@ -186,9 +186,12 @@ def _score_chunk(
     schema = loaded.schema
     names = schema.feature_names
     clock = time.perf_counter()
-    if isinstance(chunk, pa.RecordBatch):
+    if isinstance(chunk, pa.RecordBatch | pa.Table):
         frame = chunk.select(names).to_pandas()
-        ids = chunk.column(schema.id_column) if schema.id_column in chunk.schema.names else None
+        ids = None
+        if schema.id_column in chunk.schema.names:
+            column = chunk.column(schema.id_column)
+            ids = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     else:
         frame = chunk[names]
         ids = arrow_values(chunk[schema.id_column]) if schema.id_column in chunk.columns else None

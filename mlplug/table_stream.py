@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -105,10 +106,17 @@ def _csv_chunks(
     # Empty cells and NA words are missing in text columns too, as pandas reads them.
     convert = pcsv.ConvertOptions(include_columns=present, column_types=types, strings_can_be_null=True)
 
-    def batches() -> Iterator[pa.RecordBatch]:
+    def batches() -> Iterator[pa.RecordBatch | pa.Table]:
         try:
-            reader = _open_csv(path, read, parse, convert)
-            yield from reader
+            if url.lower().endswith(".gz"):  # cannot be cut into blocks: pyarrow streams it
+                yield from _open_csv(path, read, parse, convert)
+                return
+            names = pcsv.ReadOptions(column_names=header, block_size=read.block_size)
+            # Quoted fields may hold newlines; pyarrow parses those only when told, and slower.
+            quoted = pcsv.ParseOptions(delimiter=parse.delimiter, newlines_in_values=True)
+            for block, newlines_in_values in _csv_blocks(path, read.block_size):
+                options = quoted if newlines_in_values else parse
+                yield pcsv.read_csv(pa.py_buffer(block), names, options, convert)
         except pa.ArrowInvalid as exc:
             found = _CSV_COLUMN.search(str(exc))
             index = int(found.group(1)) if found else -1
@@ -120,12 +128,55 @@ def _csv_chunks(
     return header, batches()
 
 
+def _csv_blocks(path: Path, block_bytes: int) -> Iterator[tuple[bytes, bool]]:
+    """The file after its header in pieces of about ``block_bytes`` that end at a row end,
+    each with whether a quoted field in it holds a newline.
+
+    Read here rather than by pyarrow's streaming reader, which reads ahead of its parser
+    without bound (700 MB of a 800 MB file when the model is the slower side); each block is
+    parsed by pyarrow's multi-threaded reader. A newline inside a quoted field is not a row
+    end: rows end at newlines preceded by an even number of quote characters in the block.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(block_bytes)
+        ends, _ = _row_ends(head)
+        if not len(ends):  # a header without rows
+            return
+        data, carry = head[int(ends[0]) :] or handle.read(block_bytes), b""
+        while True:
+            buffer = carry + data if carry else data
+            ends, quoted = _row_ends(buffer)
+            if not data:
+                if buffer.strip():
+                    yield buffer, bool(len(quoted))
+                return
+            if not len(ends):  # one row longer than a block: read on
+                carry = buffer
+            else:
+                cut = int(ends[-1])
+                yield buffer[:cut], bool(len(quoted) and quoted[0] < cut)
+                carry = buffer[cut:]
+            data = handle.read(block_bytes)
+
+
+def _row_ends(buffer: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets just after each newline outside quotes, and of newlines inside quotes."""
+    data = np.frombuffer(buffer, dtype=np.uint8)
+    newlines = np.flatnonzero(data == 10)
+    quotes = np.flatnonzero(data == 34)
+    if not len(quotes):
+        return newlines + 1, newlines[:0]
+    inside = np.searchsorted(quotes, newlines) % 2 == 1
+    return newlines[~inside] + 1, newlines[inside]
+
+
 def text_chunks(url: str, path: Path, column: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """One CSV column as text, chunk by chunk: to find the row of a value that did not
     convert (pyarrow names the column and the value, not the row)."""
     import pyarrow.csv as pcsv
 
     read, parse = _csv_options(url, path, chunk_rows)
+    parse = pcsv.ParseOptions(delimiter=parse.delimiter, newlines_in_values=True)
     convert = pcsv.ConvertOptions(
         include_columns=[column], column_types={column: pa.string()}, strings_can_be_null=True
     )

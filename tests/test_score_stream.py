@@ -214,3 +214,18 @@ def test_a_model_failure_mid_file_leaves_no_output(
     with pytest.raises(RuntimeError, match="chunk 4"):
         score_file(broken, str(source), tmp_path / out_name, chunk_rows=500)
     assert len(calls) == 4 and not list(tmp_path.glob("scores*"))
+
+
+def test_quoted_newlines_and_quotes_cross_block_boundaries(
+    fraud: LoadedModel, raw_rows: pd.DataFrame, tmp_path: Path
+) -> None:
+    """The reader cuts the file into blocks at row ends: a newline inside a quoted field is
+    not one."""
+    odd = raw_rows.assign(transaction_id=[f'tx "{i}"\nline 2, {i}' for i in range(ROWS)])
+    source = _csv(odd, tmp_path / "in.csv")
+    expected = fraud.score(pd.read_csv(source), "memory").output
+    result = score_file(fraud, str(source), tmp_path / "out.csv", chunk_rows=300)
+    assert result.chunks > 5 and result.rows == ROWS
+    got = pd.read_csv(tmp_path / "out.csv")
+    assert got["transaction_id"].tolist() == odd["transaction_id"].tolist()
+    assert np.array_equal(got["probability"].to_numpy(), expected["probability"].to_numpy())
