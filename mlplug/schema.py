@@ -178,24 +178,31 @@ def _coerce(values: pd.Series, col: Column, source: str, first_row: int = 0) -> 
     if col.role in (Role.NUMERIC, Role.BOOLEAN):
         if col.role is Role.BOOLEAN:
             values = _booleans(values)
-        numeric = pd.to_numeric(values, errors="coerce")
-        bad = numeric.isna() & values.notna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            kind = "0/1 or true/false" if col.role is Role.BOOLEAN else "numbers"
-            raise DataError(
-                f"{source}: column {col.name!r} expects {kind}, found {values.iloc[row]!r} "
-                f"at row {first_row + row}"
-            )
-        numeric = numeric.astype(np.float64)
-        if not np.isfinite(numeric.fillna(0.0).to_numpy()).all():
-            row = int(np.flatnonzero(~np.isfinite(numeric.fillna(0.0).to_numpy()))[0])
-            raise DataError(f"{source}: column {col.name!r} has an infinite value at row {first_row + row}")
+        numeric = values if values.dtype == np.float64 else _parse_numbers(values, col, source, first_row)
+        infinite = np.isinf(numeric.to_numpy())
+        if infinite.any():
+            row = first_row + int(np.flatnonzero(infinite)[0])
+            raise DataError(f"{source}: column {col.name!r} has an infinite value at row {row}")
         _check_nulls(numeric, col, source, first_row)
         return numeric
     _check_nulls(values, col, source, first_row)
     text = values.astype(object).where(values.notna(), "")
     return text.map(str).astype(object)
+
+
+def _parse_numbers(values: pd.Series, col: Column, source: str, first_row: int) -> pd.Series:
+    """``values`` as float64, or :class:`DataError` naming the first value that is no number.
+    (Values already float64, as a typed reader gives them, skip this.)"""
+    numeric = pd.to_numeric(values, errors="coerce")
+    bad = numeric.isna() & values.notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        kind = "0/1 or true/false" if col.role is Role.BOOLEAN else "numbers"
+        found = values.iloc[row]
+        raise DataError(
+            f"{source}: column {col.name!r} expects {kind}, found {found!r} at row {first_row + row}"
+        )
+    return numeric.astype(np.float64)
 
 
 def _coerce_categories(values: pd.Series, col: Column, source: str, first_row: int) -> pd.Series:

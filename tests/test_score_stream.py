@@ -142,6 +142,7 @@ def test_buffering_is_bounded_whatever_the_file_size(
             "column 'card_present' expects 0/1 or true/false, found 'maybe' at row 4321",
         ),
         ("merchant_category", None, "column 'merchant_category' has a missing value at row 4321"),
+        ("amount", "inf", "column 'amount' has an infinite value at row 4321"),
     ],
 )
 def test_a_bad_row_in_a_late_chunk_names_it_and_leaves_no_output(
