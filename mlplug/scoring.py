@@ -102,10 +102,13 @@ def load_version(task: TaskType, registry: Registry, ref: str | int = "champion"
     return LoadedModel(version, model, Schema.from_dict(version.schema))
 
 
-def write_profile(task: TaskType, loaded: LoadedModel, scored: ScoredTable, store: Store) -> str:
+def write_profile(
+    task: TaskType, loaded: LoadedModel, scored: ScoredTable, store: Store, seen_rows: int | None = None
+) -> str:
     """Profile a scored table as traffic of the version that scored it, as a server's flush
     would (create-only, under ``<task>/profiles/<version>/``); the key written. The labels
-    profiled are the ones written to the output."""
+    profiled are the ones written to the output. ``seen_rows``: the rows scored, when the
+    table is a sample of them (recorded, so that monitoring reports rows seen and profiled)."""
     # Imported here: the server imports this module and profiles through its own observer.
     from mlplug import layout
     from mlplug.monitoring.features import monitoring_frame
@@ -116,5 +119,8 @@ def write_profile(task: TaskType, loaded: LoadedModel, scored: ScoredTable, stor
         task, loaded.schema, scored.features, scored.proba, predictions=scored.output["prediction"].tolist()
     )
     key = layout.profile(task.name, loaded.version.version, datetime.now(UTC), f"predict_{writer_id()}")
-    store.put(key, Profile.of(frame).to_bytes(), if_none_match=True)
+    profile = Profile.of(frame)
+    if seen_rows is not None:
+        profile = profile.with_counts(profile.out_of_range(recorded_only=True), seen_rows)
+    store.put(key, profile.to_bytes(), if_none_match=True)
     return key

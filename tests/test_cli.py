@@ -219,7 +219,7 @@ def test_predict_profiles_a_uniform_sample_of_a_large_file(registry: Registry, t
     assert "scored 5000 rows" in out.output and "(1000 of 5000 rows)" in out.output
     assert len(pd.read_csv(tmp_path / "o.csv")) == 5_000
     profile = read_merged(registry.store, [list_profiles(registry.store, "toy", 1)[0].key])
-    assert profile is not None and profile.rows() == 1_000
+    assert profile is not None and profile.rows() == 1_000 and profile.seen_rows() == 5_000
 
 
 def test_train_help_lists_the_task_options_with_their_descriptions(registry: Registry) -> None:

@@ -60,7 +60,7 @@ def predict(
     if result.sample is None:
         return
     try:
-        key = write_profile(task_type, loaded, result.sample, registry.store)
+        key = write_profile(task_type, loaded, result.sample, registry.store, seen_rows=result.rows)
     except Exception as exc:  # the scores are written; a missing profile only thins monitoring
         typer.secho(f"warning: no profile of the scored rows written: {exc}", fg="yellow", err=True)
         return
