@@ -1,7 +1,7 @@
 """Tables too large for memory: read them in chunks and write them chunk by chunk.
 
-:func:`read_chunks` yields a file's rows as Arrow record batches (CSV blocks parsed by
-pyarrow's streaming reader, Parquet row groups, JSON lines through pandas' chunked reader),
+:func:`read_chunks` yields a file's rows in chunks (row-aligned CSV blocks parsed by
+pyarrow's multi-threaded reader, Parquet row groups, JSON lines through pandas' chunked reader),
 with only the columns asked for and the types the caller declares, so a chunk reaches the
 model without a per-value Python conversion. :class:`ChunkWriter` appends batches to a
 ``.partial`` file next to the output and renames it into place only when every chunk is
