@@ -9,11 +9,13 @@ would rename the second ``amount`` to ``amount.1`` and train on it) and no more 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
+import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -21,6 +23,7 @@ import pandas as pd
 
 from mlplug.errors import DataError, MlplugError
 from mlplug.settings import Settings, get_settings
+from mlplug.storage.base import Store
 
 FORMATS = ("csv", "parquet", "jsonl")
 _SUFFIXES = {
@@ -50,33 +53,68 @@ def detect_format(url: str, fmt: str | None = None) -> str:
     )
 
 
+def _local_file(url: str) -> Path:
+    """The existing local file a path or ``file://`` URL names."""
+    parsed = urlparse(url)
+    path = Path(unquote(parsed.path) if parsed.scheme == "file" else url).expanduser()
+    if not path.exists():
+        raise DataError(f"{url}: file not found")
+    if path.is_dir():
+        raise DataError(f"{url}: is a directory, expected a file")
+    if not path.is_file():
+        raise DataError(f"{url}: is not a regular file (a pipe, device or socket); expected a file or an s3:// URL")
+    return path
+
+
+def _s3_object(url: str, settings: Settings | None) -> tuple[Store, str]:
+    from mlplug.storage.s3 import S3Store, make_s3_client
+
+    parsed = urlparse(url)
+    settings = settings or get_settings()
+    store = S3Store(parsed.netloc, "", make_s3_client(settings), settings.s3_endpoint_url)
+    return store, parsed.path.lstrip("/")
+
+
+def _unsupported(url: str) -> DataError:
+    scheme = urlparse(url).scheme
+    return DataError(f"{url}: unsupported URL scheme {scheme!r}; use a path, file:// or s3://")
+
+
 def read_bytes(url: str, settings: Settings | None = None) -> bytes:
     """The raw bytes at ``url``; ``DataError`` when missing or unreadable."""
-    parsed = urlparse(url)
-    if parsed.scheme in ("", "file"):
-        path = Path(unquote(parsed.path) if parsed.scheme == "file" else url).expanduser()
-        if not path.exists():
-            raise DataError(f"{url}: file not found")
-        if path.is_dir():
-            raise DataError(f"{url}: is a directory, expected a file")
-        if not path.is_file():
-            raise DataError(
-                f"{url}: is not a regular file (a pipe, device or socket); expected a file or an s3:// URL"
-            )
+    scheme = urlparse(url).scheme
+    if scheme in ("", "file"):
+        path = _local_file(url)
         try:
             return path.read_bytes()
         except OSError as exc:
             raise DataError(f"{url}: cannot read: {exc}") from exc
-    if parsed.scheme == "s3":
-        from mlplug.storage.s3 import S3Store, make_s3_client
-
-        settings = settings or get_settings()
-        store = S3Store(parsed.netloc, "", make_s3_client(settings), settings.s3_endpoint_url)
+    if scheme == "s3":
+        store, key = _s3_object(url, settings)
         try:
-            return store.get(parsed.path.lstrip("/"))
+            return store.get(key)
         except MlplugError as exc:
             raise DataError(f"{url}: {exc}") from exc
-    raise DataError(f"{url}: unsupported URL scheme {parsed.scheme!r}; use a path, file:// or s3://")
+    raise _unsupported(url)
+
+
+@contextlib.contextmanager
+def local_path(url: str, settings: Settings | None = None) -> Iterator[Path]:
+    """A local file holding ``url``: the file itself, or an ``s3://`` object downloaded in
+    pieces to a temporary file (deleted afterwards), never into memory."""
+    scheme = urlparse(url).scheme
+    if scheme in ("", "file"):
+        yield _local_file(url)
+        return
+    if scheme != "s3":
+        raise _unsupported(url)
+    store, key = _s3_object(url, settings)
+    with tempfile.TemporaryDirectory(prefix="mlplug-input-") as tmp:
+        try:
+            dest = store.get_file(key, Path(tmp) / Path(key).name)
+        except MlplugError as exc:
+            raise DataError(f"{url}: {exc}") from exc
+        yield dest
 
 
 def read_table(url: str, fmt: str | None = None, settings: Settings | None = None) -> pd.DataFrame:

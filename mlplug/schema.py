@@ -7,6 +7,7 @@ source, the column and what was expected.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -113,39 +114,48 @@ class Schema:
             extras=dict(data.get("extras", {})),
         )
 
-    def validate(self, frame: pd.DataFrame, source: str, *, require_target: bool = True) -> pd.DataFrame:
-        """Return a normalised copy of ``frame`` or raise :class:`DataError`.
-
-        ``source`` names the file or URL in every message. Without ``require_target`` the
-        frame is scoring input and the target column may be absent.
-        """
-        if frame.empty:
-            raise DataError(f"{source}: no rows")
+    def check_columns(self, found: Sequence[Any], source: str, *, require_target: bool = True) -> None:
+        """Raise :class:`DataError` naming every required column missing from ``found``."""
         wanted = [*self.feature_names]
         if require_target:
             wanted.append(self.target)
-        missing = [c for c in wanted if c not in frame.columns]
+        present = set(found)  # a set: wide tables would make this quadratic
+        missing = [c for c in wanted if c not in present]
         if missing:
             raise DataError(
-                f"{source}: missing column(s) {missing}; expected {wanted}, "
-                f"found {list(map(str, frame.columns))}"
+                f"{source}: missing column(s) {missing}; expected {wanted}, found {list(map(str, found))}"
             )
+
+    def validate(
+        self, frame: pd.DataFrame, source: str, *, require_target: bool = True, first_row: int = 0
+    ) -> pd.DataFrame:
+        """Return a normalised copy of ``frame`` or raise :class:`DataError`.
+
+        ``source`` names the file or URL in every message. Without ``require_target`` the
+        frame is scoring input and the target column may be absent. ``first_row`` is the
+        number of the frame's first row in its source (a chunk of a larger file), so that
+        messages name the row of the file.
+        """
+        if frame.empty:
+            raise DataError(f"{source}: no rows")
+        self.check_columns(list(frame.columns), source, require_target=require_target)
         # Collected first and framed once: inserting columns one by one costs quadratic time
         # and a PerformanceWarning per column on wide tables.
         out: dict[str, Any] = {}
         for col in self.features:
-            out[col.name] = _coerce(frame[col.name].reset_index(drop=True), col, source)
+            out[col.name] = _coerce(frame[col.name].reset_index(drop=True), col, source, first_row)
         for extra in (self.id_column, self.time_column):
             if extra and extra in frame.columns and extra not in out:
                 out[extra] = frame[extra].reset_index(drop=True)  # keeps tz-aware dtypes
         if require_target or self.target in frame.columns:
-            out[self.target] = self.encode_target(frame[self.target].reset_index(drop=True), source)
+            target = frame[self.target].reset_index(drop=True)
+            out[self.target] = self.encode_target(target, source, first_row)
         return pd.DataFrame(out, index=pd.RangeIndex(len(frame)))
 
-    def encode_target(self, values: pd.Series, source: str) -> np.ndarray:
+    def encode_target(self, values: pd.Series, source: str, first_row: int = 0) -> np.ndarray:
         """Map labels (or already-encoded indices) to class indices."""
         if values.isna().any():
-            row = int(np.flatnonzero(values.isna().to_numpy())[0])
+            row = first_row + int(np.flatnonzero(values.isna().to_numpy())[0])
             raise DataError(f"{source}: column {self.target!r} has a missing label at row {row}")
         lookup = {label: i for i, label in enumerate(self.classes)}
         as_text = values.astype(str)
@@ -165,27 +175,57 @@ class Schema:
         return codes.astype(np.int64).to_numpy()
 
 
-def _coerce(values: pd.Series, col: Column, source: str) -> pd.Series:
+def _coerce(values: pd.Series, col: Column, source: str, first_row: int = 0) -> pd.Series:
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return _coerce_categories(values, col, source, first_row)
     if col.role in (Role.NUMERIC, Role.BOOLEAN):
         if col.role is Role.BOOLEAN:
             values = _booleans(values)
-        numeric = pd.to_numeric(values, errors="coerce")
-        bad = numeric.isna() & values.notna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            kind = "0/1 or true/false" if col.role is Role.BOOLEAN else "numbers"
-            raise DataError(
-                f"{source}: column {col.name!r} expects {kind}, found {values.iloc[row]!r} at row {row}"
-            )
-        numeric = numeric.astype(np.float64)
-        if not np.isfinite(numeric.fillna(0.0).to_numpy()).all():
-            row = int(np.flatnonzero(~np.isfinite(numeric.fillna(0.0).to_numpy()))[0])
+        numeric = values if values.dtype == np.float64 else _parse_numbers(values, col, source, first_row)
+        infinite = np.isinf(numeric.to_numpy())
+        if infinite.any():
+            row = first_row + int(np.flatnonzero(infinite)[0])
             raise DataError(f"{source}: column {col.name!r} has an infinite value at row {row}")
-        _check_nulls(numeric, col, source)
+        _check_nulls(numeric, col, source, first_row)
         return numeric
-    _check_nulls(values, col, source)
+    _check_nulls(values, col, source, first_row)
     text = values.astype(object).where(values.notna(), "")
     return text.map(str).astype(object)
+
+
+def _parse_numbers(values: pd.Series, col: Column, source: str, first_row: int) -> pd.Series:
+    """``values`` as float64, or :class:`DataError` naming the first value that is no number.
+    (Values already float64, as a typed reader gives them, skip this.)"""
+    numeric = pd.to_numeric(values, errors="coerce")
+    bad = numeric.isna() & values.notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        kind = "0/1 or true/false" if col.role is Role.BOOLEAN else "numbers"
+        found = values.iloc[row]
+        raise DataError(
+            f"{source}: column {col.name!r} expects {kind}, found {found!r} at row {first_row + row}"
+        )
+    return numeric.astype(np.float64)
+
+
+def _coerce_categories(values: pd.Series, col: Column, source: str, first_row: int) -> pd.Series:
+    """A categorical column (dictionary-encoded Parquet or Arrow input) normalised through its
+    few distinct values and expanded by code: what :func:`_coerce` of the plain values gives,
+    without a Python call per row."""
+    codes = values.cat.codes.to_numpy()
+    missing = codes < 0
+    categories = pd.Series(np.asarray(values.cat.categories, dtype=object), dtype=object)
+    try:
+        levels = _coerce(categories, Column(col.name, col.role), source).to_numpy()
+    except DataError:  # a bad value: the plain path names the row where it first occurs
+        return _coerce(values.astype(object), col, source, first_row)
+    if missing.any():
+        _check_nulls(pd.Series(np.where(missing, np.nan, 0.0)), col, source, first_row)
+        blank = np.float64("nan") if col.role in (Role.NUMERIC, Role.BOOLEAN) else ""
+        levels = np.append(levels, np.array([blank], dtype=levels.dtype))  # code -1 picks it
+    if col.role in (Role.NUMERIC, Role.BOOLEAN):
+        return pd.Series(levels.astype(np.float64)[codes])
+    return pd.Series(levels[codes], dtype=object)
 
 
 #: Words accepted as booleans (any case, surrounding spaces ignored).
@@ -208,7 +248,7 @@ def _booleans(values: pd.Series) -> pd.Series:
     return mapped.where(mapped.notna(), values)
 
 
-def _check_nulls(values: pd.Series, col: Column, source: str) -> None:
+def _check_nulls(values: pd.Series, col: Column, source: str, first_row: int = 0) -> None:
     if not col.nullable and values.isna().any():
-        row = int(np.flatnonzero(values.isna().to_numpy())[0])
+        row = first_row + int(np.flatnonzero(values.isna().to_numpy())[0])
         raise DataError(f"{source}: column {col.name!r} has a missing value at row {row}")

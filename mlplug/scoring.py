@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from mlplug.errors import DataError, MlplugError, ModelLoadError
-from mlplug.io import read_table
+from mlplug.errors import MlplugError, ModelLoadError
 from mlplug.model_cache import local_copy
 from mlplug.registry import ModelVersion, Registry
 from mlplug.schema import Schema
@@ -56,20 +56,35 @@ class LoadedModel:
 def prediction_frame(
     schema: Schema, proba: np.ndarray, threshold: float | None, raw: pd.DataFrame | None = None
 ) -> pd.DataFrame:
-    out = pd.DataFrame(index=pd.RangeIndex(len(proba)))
+    ids = None
     if raw is not None and schema.id_column and schema.id_column in raw.columns:
-        out[schema.id_column] = raw[schema.id_column].to_numpy()
-    classes = np.array(schema.classes, dtype=object)
+        from mlplug.table_stream import arrow_values
+
+        ids = arrow_values(raw[schema.id_column].to_numpy())
+    return prediction_batch(schema, proba, threshold, ids).to_pandas()
+
+
+def prediction_batch(
+    schema: Schema, proba: np.ndarray, threshold: float | None, ids: pa.Array | None = None
+) -> pa.RecordBatch:
+    """The output rows of scored rows: the id column when given, then ``probability`` and
+    ``prediction`` (binary) or ``prediction``, ``probability`` and ``proba_<label>`` per
+    class. Built in Arrow: labels are taken from the class names without a Python call per
+    row, and a streamed file is written from it directly."""
+    columns: dict[str, pa.Array] = {}
+    if ids is not None and schema.id_column:
+        columns[schema.id_column] = ids
     picks = schema.predicted_indices(proba, threshold)
+    labels = pc.take(pa.array(list(schema.classes), type=pa.string()), pa.array(picks))
     if schema.is_binary:
-        out["probability"] = proba[:, 1]
-        out["prediction"] = classes[picks]
+        columns["probability"] = pa.array(proba[:, 1])
+        columns["prediction"] = labels
     else:
-        out["prediction"] = classes[picks]
-        out["probability"] = proba[np.arange(len(proba)), picks]
+        columns["prediction"] = labels
+        columns["probability"] = pa.array(proba[np.arange(len(proba)), picks])
         for i, label in enumerate(schema.classes):
-            out[f"proba_{label}"] = proba[:, i]
-    return out
+            columns[f"proba_{label}"] = pa.array(proba[:, i])
+    return pa.RecordBatch.from_pydict(columns)
 
 
 def load_version(task: TaskType, registry: Registry, ref: str | int = "champion") -> LoadedModel:
@@ -88,28 +103,13 @@ def load_version(task: TaskType, registry: Registry, ref: str | int = "champion"
     return LoadedModel(version, model, Schema.from_dict(version.schema))
 
 
-def write_table(frame: pd.DataFrame, out: Path) -> Path:
-    suffix = out.suffix.lower()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        frame.to_csv(out, index=False)
-    elif suffix in (".parquet", ".pq"):
-        frame.to_parquet(out, index=False)
-    elif suffix in (".jsonl", ".ndjson"):
-        frame.to_json(out, orient="records", lines=True)
-    else:
-        raise DataError(f"{out}: output format must be .csv, .parquet or .jsonl")
-    return out
-
-
-def score_table(loaded: LoadedModel, url: str, fmt: str | None = None) -> ScoredTable:
-    return loaded.score(read_table(url, fmt), url)
-
-
-def write_profile(task: TaskType, loaded: LoadedModel, scored: ScoredTable, store: Store) -> str:
+def write_profile(
+    task: TaskType, loaded: LoadedModel, scored: ScoredTable, store: Store, seen_rows: int | None = None
+) -> str:
     """Profile a scored table as traffic of the version that scored it, as a server's flush
     would (create-only, under ``<task>/profiles/<version>/``); the key written. The labels
-    profiled are the ones written to the output."""
+    profiled are the ones written to the output. ``seen_rows``: the rows scored, when the
+    table is a sample of them (recorded, so that monitoring reports rows seen and profiled)."""
     # Imported here: the server imports this module and profiles through its own observer.
     from mlplug import layout
     from mlplug.monitoring.features import monitoring_frame
@@ -120,5 +120,8 @@ def write_profile(task: TaskType, loaded: LoadedModel, scored: ScoredTable, stor
         task, loaded.schema, scored.features, scored.proba, predictions=scored.output["prediction"].tolist()
     )
     key = layout.profile(task.name, loaded.version.version, datetime.now(UTC), f"predict_{writer_id()}")
-    store.put(key, Profile.of(frame).to_bytes(), if_none_match=True)
+    profile = Profile.of(frame)
+    if seen_rows is not None:
+        profile = profile.with_counts(profile.out_of_range(recorded_only=True), seen_rows)
+    store.put(key, profile.to_bytes(), if_none_match=True)
     return key

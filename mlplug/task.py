@@ -188,6 +188,25 @@ class Explanation:
     per_row: list[dict[str, float]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class AdaptiveBatching:
+    """How a task type's server gathers concurrent ``/predict`` requests into one model call.
+
+    Declare it (``TaskType.adaptive_batching``) when one call on many rows costs far less
+    than as many calls on one row, as with a neural network's forward pass. The server then
+    queues requests and scores up to ``max_rows`` rows at once, waiting at most
+    ``max_wait_ms`` after the oldest request for the batch to fill. Operators may override
+    both (``MLPLUG_BATCH_MAX_ROWS``, ``MLPLUG_BATCH_MAX_WAIT_MS``) or switch it off
+    (``MLPLUG_BATCHING=off``)."""
+
+    max_rows: int = 32
+    max_wait_ms: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.max_rows < 1 or self.max_wait_ms < 0:
+            raise ValueError(f"AdaptiveBatching needs max_rows >= 1 and max_wait_ms >= 0, got {self}")
+
+
 class TaskType(ABC):
     """Base class for task types. Class attributes describe it; methods do the work."""
 
@@ -196,6 +215,9 @@ class TaskType(ABC):
     description: ClassVar[str] = ""
     #: The pydantic model for ``load`` options.
     options_model: ClassVar[type[LoadOptions]] = LoadOptions
+    #: Set when its models score a batch of rows much faster than the rows one by one: its
+    #: servers then batch concurrent requests (see :class:`AdaptiveBatching`). Default: no.
+    adaptive_batching: ClassVar[AdaptiveBatching | None] = None
 
     @abstractmethod
     def load(self, url: str, options: LoadOptions) -> Dataset:

@@ -182,6 +182,46 @@ def test_predict_names_the_missing_column(registry: Registry, tmp_path: Path) ->
     assert not (tmp_path / "o.csv").exists()
 
 
+def test_predict_a_bad_row_in_a_late_chunk_names_it_and_writes_nothing(
+    registry: Registry, tmp_path: Path
+) -> None:
+    values: list[object] = [float(i) for i in range(3_000)]
+    values[2_500] = "oops"
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"x": values}).to_csv(src, index=False)
+    out_file = tmp_path / "o.csv"
+    args = [
+        "predict",
+        "toy",
+        "--data",
+        str(src),
+        "--out",
+        str(out_file),
+        "--model",
+        "1",
+        "--chunk-rows",
+        "100",
+    ]
+    out = runner.invoke(app, args)
+    assert out.exit_code != 0
+    assert str(out.exception) == f"{src}: column 'x' expects numbers, found 'oops' at row 2500"
+    assert not list(tmp_path.glob("o.csv*"))
+    assert list(registry.store.list("toy/profiles/")) == []
+
+
+def test_predict_profiles_a_uniform_sample_of_a_large_file(registry: Registry, tmp_path: Path) -> None:
+    from mlplug.monitoring.profiles import list_profiles, read_merged
+
+    src = _scored_input(tmp_path, [float(i) for i in range(5_000)])
+    args = ["predict", "toy", "--data", str(src), "--out", str(tmp_path / "o.csv"), "--model", "1"]
+    out = runner.invoke(app, [*args, "--chunk-rows", "300", "--profile-rows", "1000"])
+    assert out.exit_code == 0, out.output
+    assert "scored 5000 rows" in out.output and "(1000 of 5000 rows)" in out.output
+    assert len(pd.read_csv(tmp_path / "o.csv")) == 5_000
+    profile = read_merged(registry.store, [list_profiles(registry.store, "toy", 1)[0].key])
+    assert profile is not None and profile.rows() == 1_000 and profile.seen_rows() == 5_000
+
+
 def test_train_help_lists_the_task_options_with_their_descriptions(registry: Registry) -> None:
     out = runner.invoke(app, ["train", "toy", "--help"], env={"TERMINAL_WIDTH": "240", "COLUMNS": "240"})
     assert out.exit_code == 0, out.output

@@ -159,3 +159,21 @@ def test_a_fifo_or_a_device_is_refused_without_reading_it(tmp_path: Path) -> Non
         read_table(str(fifo))
     with pytest.raises(DataError, match=r"/dev/zero: is not a regular file"):
         read_table("/dev/zero", fmt="csv")  # would read until memory runs out
+def test_local_path_downloads_an_s3_object_to_a_temporary_file(
+    s3_server: S3Server, s3_store, tmp_path: Path
+) -> None:
+    from mlplug.io import local_path
+
+    data = write(tmp_path / "table.csv", "csv").read_bytes()
+    s3_server.client().put_object(Bucket=s3_store.bucket, Key="incoming/big.csv", Body=data)
+    with local_path(f"s3://{s3_store.bucket}/incoming/big.csv") as path:
+        assert path.read_bytes() == data and path.name == "big.csv"
+    assert not path.exists()
+    with (
+        pytest.raises(DataError, match=r"absent\.csv.*does not exist"),
+        local_path(f"s3://{s3_store.bucket}/absent.csv"),
+    ):
+        pass
+    local = tmp_path / "table.csv"
+    with local_path(local.as_uri()) as path:
+        assert path == local

@@ -10,6 +10,7 @@ import typer
 from mlplug.errors import MlplugError
 from mlplug.plugins import get_plugins
 from mlplug.runtime import open_registry
+from mlplug.score_stream import DEFAULT_CHUNK_ROWS, DEFAULT_PROFILE_ROWS
 from mlplug.settings import get_settings
 
 
@@ -36,25 +37,38 @@ def predict(
     profile: bool = typer.Option(
         True, help="Write a whylogs profile of the scored rows to the store (MLPLUG_MONITORING=false: never)."
     ),
+    chunk_rows: int = typer.Option(
+        DEFAULT_CHUNK_ROWS,
+        min=1,
+        help="Rows read, scored and written at a time (memory stays flat in the file size).",
+    ),
+    profile_rows: int = typer.Option(
+        DEFAULT_PROFILE_ROWS, min=1, help="Most rows in the profile: a uniform sample of the scored rows."
+    ),
 ) -> None:
     """Score a table with a registered model: one probability per input row, ids kept.
-    The scored rows are profiled as traffic of the version used, for drift monitoring."""
-    from mlplug.scoring import load_version, score_table, write_profile, write_table
+    The file is read, scored and written in chunks, so it may be larger than memory; the
+    output appears only when every row is scored. A uniform sample of the scored rows is
+    profiled as traffic of the version used, for drift monitoring."""
+    from mlplug.score_stream import score_file
+    from mlplug.scoring import load_version, write_profile
 
     task_type = get_plugins().task(task)
     registry = open_registry(store)
     loaded = load_version(task_type, registry, model)
-    scored = score_table(loaded, data)
-    write_table(scored.output, out)
-    typer.echo(f"{task} v{loaded.version.version}: scored {len(scored.output)} rows -> {out}")
-    if not (profile and get_settings().monitoring) or scored.output.empty:
+    profiling = profile and get_settings().monitoring
+    result = score_file(
+        loaded, data, out, chunk_rows=chunk_rows, profile_rows=profile_rows if profiling else 0
+    )
+    typer.echo(f"{task} v{loaded.version.version}: scored {result.rows} rows -> {out}")
+    if result.sample is None:
         return
     try:
-        key = write_profile(task_type, loaded, scored, registry.store)
+        key = write_profile(task_type, loaded, result.sample, registry.store, seen_rows=result.rows)
     except Exception as exc:  # the scores are written; a missing profile only thins monitoring
         typer.secho(f"warning: no profile of the scored rows written: {exc}", fg="yellow", err=True)
         return
-    typer.echo(f"  profile: {registry.store.uri(key)}")
+    typer.echo(f"  profile: {registry.store.uri(key)} ({len(result.sample.features)} of {result.rows} rows)")
 
 
 def demo(

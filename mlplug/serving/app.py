@@ -23,6 +23,7 @@ from mlplug.plugins import Plugins, get_plugins
 from mlplug.registry import Registry
 from mlplug.runtime import open_registry
 from mlplug.serving.auth import SECURITY_SCHEMES, ApiKeys
+from mlplug.serving.batching import AdaptiveBatcher, batching_policy
 from mlplug.serving.config import ServeSettings, get_serve_settings
 from mlplug.serving.docs import add_docs
 from mlplug.serving.errors import install_error_handlers
@@ -78,7 +79,11 @@ def create_app(
     factories = {name: reg.value for name, reg in plugins.traffic_observers().items()}
     tap = TrafficTap(create_observers(factories, context), metrics, maxsize=settings.observe_queue)
     lifecycle = Lifecycle(on_change=lambda ready: metrics.ready.set(1 if ready else 0))
-    state = ServingState(settings, task, holder, contract, keys, metrics, tap, lifecycle)
+    policy = batching_policy(settings, task)
+    batcher = AdaptiveBatcher(policy, metrics.registry) if policy else None
+    if policy:
+        log.info("adaptive batching: up to %d rows per call, %g ms wait", policy.max_rows, policy.max_wait_ms)
+    state = ServingState(settings, task, holder, contract, keys, metrics, tap, lifecycle, batcher)
     holder.also_poll(keys.reload)
 
     @asynccontextmanager
@@ -96,6 +101,8 @@ def create_app(
             lifecycle.start_draining("shutdown")
             holder.stop()
             tap.close()
+            if batcher is not None:
+                batcher.close()
             lifecycle.restore_signal_handlers()
 
     app = FastAPI(

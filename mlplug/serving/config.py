@@ -8,6 +8,7 @@ workers, or in a Kubernetes pod whose ConfigMap provides them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,14 @@ class ServeSettings(BaseSettings):
     observe_queue: int = Field(default=10_000, ge=1)
     #: FastAPI's OpenTelemetry spans and metrics (for a configured OTel provider).
     otel: bool = False
+    #: Adaptive batching of concurrent /predict requests: ``auto`` does what the task type
+    #: declares (``TaskType.adaptive_batching``), ``on`` batches any task, ``off`` never.
+    batching: Literal["auto", "on", "off"] = "auto"
+    #: Most rows in one batched model call (default: the task type's, else 32).
+    batch_max_rows: int | None = Field(default=None, ge=1)
+    #: Most milliseconds a batch waits to fill after its oldest request (default: the task
+    #: type's, else 5).
+    batch_max_wait_ms: float | None = Field(default=None, ge=0.0)
 
     @field_validator("task")
     @classmethod

@@ -38,7 +38,10 @@ async def answer_predict(state: ServingState, body: bytes) -> bytes:
     served = state.holder.current  # read once: a swap mid-request must not mix versions
     predictor = served.predictor
     started = time.perf_counter()
-    if predictor.inline(len(parsed.rows)):
+    batcher = state.batcher
+    if batcher is not None and batcher.takes(len(parsed.rows)):
+        proba = await batcher.proba(predictor, parsed.rows)
+    elif predictor.inline(len(parsed.rows)):
         proba = predictor.proba(parsed.rows)
     else:
         proba = await run_in_threadpool(predictor.proba, parsed.rows)

@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass, field
 
 from mlplug.serving.auth import ApiKeys
+from mlplug.serving.batching import AdaptiveBatcher
 from mlplug.serving.config import ServeSettings
 from mlplug.serving.lifecycle import Lifecycle
 from mlplug.serving.metrics import ServingMetrics
@@ -25,6 +26,8 @@ class ServingState:
     metrics: ServingMetrics
     tap: TrafficTap
     lifecycle: Lifecycle
+    #: Gathers concurrent /predict requests into one model call; ``None``: no batching.
+    batcher: AdaptiveBatcher | None = None
     explain_slots: threading.BoundedSemaphore = field(init=False)
 
     def __post_init__(self) -> None:

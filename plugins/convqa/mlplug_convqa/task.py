@@ -11,7 +11,16 @@ import pandas as pd
 
 from mlplug.dataset import Dataset
 from mlplug.schema import Schema
-from mlplug.task import BusinessValue, Explanation, LoadOptions, Metrics, Model, SearchSpace, TaskType
+from mlplug.task import (
+    AdaptiveBatching,
+    BusinessValue,
+    Explanation,
+    LoadOptions,
+    Metrics,
+    Model,
+    SearchSpace,
+    TaskType,
+)
 from mlplug_convqa.loader import ConvQALoadOptions, build_schema, load_conversations, text_column
 from mlplug_convqa.monitoring import style_features
 from mlplug_convqa.synthetic import ID_COLUMN, LABELS, generate_conversations
@@ -74,6 +83,9 @@ class ConvQATask(TaskType):
         "(TF-IDF + logistic regression baseline)"
     )
     options_model: ClassVar[type[LoadOptions]] = ConvQALoadOptions
+    # A transformer's forward pass over 16 conversations costs far less than 16 passes:
+    # servers batch concurrent requests (benchmarks/RESULTS.md, "Adaptive batching").
+    adaptive_batching: ClassVar[AdaptiveBatching | None] = AdaptiveBatching(max_rows=32, max_wait_ms=10.0)
 
     def __init__(
         self,

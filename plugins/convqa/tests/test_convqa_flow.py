@@ -75,5 +75,8 @@ def test_tiny_transformer_trains_registers_reloads_and_serves(convqa_only, mlplu
         assert set(body["probabilities"]) == set(mv.schema["classes"])
         expected = dict(zip(mv.schema["classes"], proba[0], strict=True))
         assert body["probabilities"] == pytest.approx(expected, abs=1e-4)
+        # convqa declares adaptive batching: the prediction went through the batcher.
+        metrics = httpx.get(f"{server.url}/metrics", timeout=60).text
+        assert "mlplug_batch_rows_count 1.0" in metrics
         unauthorised = httpx.post(f"{server.url}/predict", json={"transcript": text}, timeout=60)
         assert unauthorised.status_code == 401

@@ -1,0 +1,232 @@
+"""Streamed batch scoring: chunked output equals unchunked output row for row, buffering is
+bounded by the queue depth whatever the file's size, and a bad row in a late chunk fails the
+run with a message naming the column and the file's row, leaving no output file behind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import mlplug.score_stream as score_stream
+from mlplug.errors import DataError
+from mlplug.score_stream import score_file
+from mlplug.scoring import LoadedModel
+
+ROWS = 5_000
+
+
+@dataclass(frozen=True)
+class _Version:
+    version: int = 1
+    threshold: float = 0.3
+
+
+@pytest.fixture(scope="module")
+def fraud() -> LoadedModel:
+    """A small fraud CatBoost model: numeric, boolean and categorical features, an id column."""
+    from mlplug_fraud import FraudTask
+
+    task = FraudTask()
+    data = task.synthesize(2_000, seed=0)
+    model = task.create_model(data.schema, task.quick_params())
+    model.fit(data.subset(slice(0, 1_500)), data.subset(slice(1_500, None)))
+    return LoadedModel(_Version(), model, data.schema)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def raw_rows() -> pd.DataFrame:
+    from mlplug_fraud.synthetic import generate_frame
+
+    return generate_frame(ROWS, seed=7).drop(columns=["is_fraud"])
+
+
+def _csv(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_chunked_output_equals_unchunked(fraud: LoadedModel, raw_rows: pd.DataFrame, tmp_path: Path) -> None:
+    source = _csv(raw_rows, tmp_path / "in.csv")
+    # What scoring the whole table in memory gives (the path `mlplug predict` took before).
+    expected = fraud.score(pd.read_csv(source), "in.csv").output
+    whole = score_file(fraud, str(source), tmp_path / "whole.csv", chunk_rows=1_000_000)
+    chunked = score_file(fraud, str(source), tmp_path / "chunked.csv", chunk_rows=700)
+    assert whole.chunks == 1 and chunked.chunks >= 5 and chunked.rows == whole.rows == ROWS
+    one, many = pd.read_csv(tmp_path / "whole.csv"), pd.read_csv(tmp_path / "chunked.csv")
+    pd.testing.assert_frame_equal(one, many)
+    assert list(many.columns) == ["transaction_id", "probability", "prediction"]
+    assert many["transaction_id"].tolist() == raw_rows["transaction_id"].tolist()
+    assert np.array_equal(many["probability"].to_numpy(), expected["probability"].to_numpy())
+    assert many["prediction"].tolist() == expected["prediction"].tolist()
+
+
+def test_parquet_row_groups_in_parquet_out(
+    fraud: LoadedModel, raw_rows: pd.DataFrame, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.parquet"
+    pq.write_table(pa.Table.from_pandas(raw_rows, preserve_index=False), source, row_group_size=1_200)
+    expected = fraud.score(raw_rows, "memory").output
+    result = score_file(fraud, str(source), tmp_path / "out.parquet", chunk_rows=1_000)
+    assert result.chunks >= 5
+    got = pd.read_parquet(tmp_path / "out.parquet")
+    assert got["transaction_id"].tolist() == raw_rows["transaction_id"].tolist()
+    assert np.array_equal(got["probability"].to_numpy(), expected["probability"].to_numpy())
+    assert got["prediction"].tolist() == expected["prediction"].tolist()
+
+
+def test_jsonl_in_jsonl_out(fraud: LoadedModel, raw_rows: pd.DataFrame, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    raw_rows.head(900).to_json(source, orient="records", lines=True, date_format="iso")
+    expected = fraud.score(pd.read_json(source, lines=True), "memory").output
+    result = score_file(fraud, str(source), tmp_path / "out.jsonl", chunk_rows=250)
+    assert result.chunks == 4
+    got = pd.read_json(tmp_path / "out.jsonl", lines=True)
+    assert got["prediction"].tolist() == expected["prediction"].tolist()
+    # pandas writes JSON numbers with 10 significant digits, as the unchunked output did.
+    assert np.allclose(got["probability"], expected["probability"], rtol=1e-9, atol=0)
+
+
+def test_buffering_is_bounded_whatever_the_file_size(
+    fraud: LoadedModel, raw_rows: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Memory is flat in the input size when the reader never runs more than the queue depth
+    ahead of the model and each model call sees one chunk: counted, not timed."""
+    source = _csv(pd.concat([raw_rows] * 4, ignore_index=True), tmp_path / "in.csv")
+    chunk_rows = 500
+    read = {"chunks": 0}
+    ahead: list[int] = []
+    calls: list[int] = []
+    real_read = score_stream.read_chunks
+
+    def counting_read(*args, **kwargs):  # type: ignore[no-untyped-def]
+        header, chunks = real_read(*args, **kwargs)
+
+        def counted():  # type: ignore[no-untyped-def]
+            for chunk in chunks:
+                read["chunks"] += 1
+                yield chunk
+
+        return header, counted()
+
+    real_predict = fraud.model.predict_proba
+
+    class Spy:
+        def predict_proba(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+            calls.append(len(X))
+            ahead.append(read["chunks"] - len(calls))
+            return real_predict(X)
+
+    monkeypatch.setattr(score_stream, "read_chunks", counting_read)
+    spied = LoadedModel(fraud.version, Spy(), fraud.schema)  # type: ignore[arg-type]
+    result = score_file(spied, str(source), tmp_path / "out.csv", chunk_rows=chunk_rows)
+    assert result.rows == 4 * ROWS and sum(calls) == 4 * ROWS
+    assert len(calls) >= 4 * ROWS / (2 * chunk_rows)  # many chunks, not one table
+    assert max(calls) <= 2 * chunk_rows  # CSV blocks are sized in bytes: about chunk_rows
+    # Chunks read but not yet scored: at most the reader's queue plus the one it holds.
+    assert max(ahead) <= score_stream._QUEUE_DEPTH + 1
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("hour", "abc", "column 'hour' expects numbers, found 'abc' at row 4321"),
+        (
+            "card_present",
+            "maybe",
+            "column 'card_present' expects 0/1 or true/false, found 'maybe' at row 4321",
+        ),
+        ("merchant_category", None, "column 'merchant_category' has a missing value at row 4321"),
+        ("amount", "inf", "column 'amount' has an infinite value at row 4321"),
+    ],
+)
+def test_a_bad_row_in_a_late_chunk_names_it_and_leaves_no_output(
+    fraud: LoadedModel, raw_rows: pd.DataFrame, tmp_path: Path, column: str, value: object, message: str
+) -> None:
+    bad = raw_rows.astype({column: object})
+    bad.loc[4321, column] = value
+    source = _csv(bad, tmp_path / "in.csv")
+    out = tmp_path / "scores.csv"
+    with pytest.raises(DataError) as caught:
+        score_file(fraud, str(source), out, chunk_rows=400)
+    assert str(caught.value) == f"{source}: {message}"
+    assert not out.exists() and not list(tmp_path.glob("scores.csv*"))
+
+
+def test_a_missing_column_is_named_before_any_work(
+    fraud: LoadedModel, raw_rows: pd.DataFrame, tmp_path: Path
+) -> None:
+    source = _csv(raw_rows.drop(columns=["hour"]), tmp_path / "in.csv")
+    with pytest.raises(DataError, match=r"missing column\(s\) \['hour'\]"):
+        score_file(fraud, str(source), tmp_path / "out.csv")
+    assert not list(tmp_path.glob("out.csv*"))
+
+
+def test_the_profile_sample_is_uniform_and_capped(
+    fraud: LoadedModel, raw_rows: pd.DataFrame, tmp_path: Path
+) -> None:
+    source = _csv(raw_rows, tmp_path / "in.csv")
+    result = score_file(fraud, str(source), tmp_path / "out.csv", chunk_rows=500, profile_rows=1_000)
+    assert result.sample is not None and len(result.sample.features) == 1_000
+    # Uniform over the file, not the first chunks: the sample's hours match the file's.
+    file_hours = raw_rows["hour"].astype(float)
+    assert abs(result.sample.features["hour"].mean() - file_hours.mean()) < 0.5
+    assert result.sample.features["amount"].isin(raw_rows["amount"]).all()
+    none = score_file(fraud, str(source), tmp_path / "out2.csv", chunk_rows=500, profile_rows=0)
+    assert none.sample is None
+
+
+def test_gzip_and_tab_separated_csv(fraud: LoadedModel, raw_rows: pd.DataFrame, tmp_path: Path) -> None:
+    import gzip
+
+    head = raw_rows.head(1_000)
+    expected = fraud.score(head, "memory").output
+    gz = tmp_path / "in.csv.gz"
+    gz.write_bytes(gzip.compress(head.to_csv(index=False).encode()))
+    tsv = tmp_path / "in.tsv"
+    head.to_csv(tsv, index=False, sep="\t")
+    for source in (gz, tsv):
+        out = tmp_path / f"{source.name}.out.csv"
+        score_file(fraud, str(source), out, chunk_rows=300)
+        got = pd.read_csv(out)
+        assert np.array_equal(got["probability"].to_numpy(), expected["probability"].to_numpy()), source
+
+
+@pytest.mark.parametrize("out_name", ["scores.csv", "scores.parquet"])
+def test_a_model_failure_mid_file_leaves_no_output(
+    fraud: LoadedModel, raw_rows: pd.DataFrame, tmp_path: Path, out_name: str
+) -> None:
+    source = _csv(raw_rows, tmp_path / "in.csv")
+    calls = []
+
+    class Failing:
+        def predict_proba(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+            calls.append(len(X))
+            if len(calls) == 4:
+                raise RuntimeError("out of memory on chunk 4")
+            return np.asarray(fraud.model.predict_proba(X))
+
+    broken = LoadedModel(fraud.version, Failing(), fraud.schema)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="chunk 4"):
+        score_file(broken, str(source), tmp_path / out_name, chunk_rows=500)
+    assert len(calls) == 4 and not list(tmp_path.glob("scores*"))
+
+
+def test_quoted_newlines_and_quotes_cross_block_boundaries(
+    fraud: LoadedModel, raw_rows: pd.DataFrame, tmp_path: Path
+) -> None:
+    """The reader cuts the file into blocks at row ends: a newline inside a quoted field is
+    not one."""
+    odd = raw_rows.assign(transaction_id=[f'tx "{i}"\nline 2, {i}' for i in range(ROWS)])
+    source = _csv(odd, tmp_path / "in.csv")
+    expected = fraud.score(pd.read_csv(source), "memory").output
+    result = score_file(fraud, str(source), tmp_path / "out.csv", chunk_rows=300)
+    assert result.chunks > 5 and result.rows == ROWS
+    got = pd.read_csv(tmp_path / "out.csv")
+    assert got["transaction_id"].tolist() == odd["transaction_id"].tolist()
+    assert np.array_equal(got["probability"].to_numpy(), expected["probability"].to_numpy())
