@@ -101,7 +101,9 @@ def test_flow_run_is_recorded_on_the_prefect_server(toys, prefect_api) -> None:
 
         wanted = ["toy-metrics", "toy-train-report", "toy-train-report-link"]
         async with get_client() as client:
-            return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=wanted)))
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=wanted))
+            )
 
     keys = {a.key for a in asyncio.run(artifacts())}
     assert {"toy-metrics", "toy-train-report", "toy-train-report-link"} <= keys
