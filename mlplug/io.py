@@ -62,7 +62,9 @@ def _local_file(url: str) -> Path:
     if path.is_dir():
         raise DataError(f"{url}: is a directory, expected a file")
     if not path.is_file():
-        raise DataError(f"{url}: is not a regular file (a pipe, device or socket); expected a file or an s3:// URL")
+        raise DataError(
+            f"{url}: is not a regular file (a pipe, device or socket); expected a file or an s3:// URL"
+        )
     return path
 
 

@@ -28,9 +28,9 @@ import pyarrow as pa
 
 from mlplug.errors import DataError
 from mlplug.io import check_columns, local_path
-from mlplug.settings import get_settings
 from mlplug.schema import Column, Role, Schema
 from mlplug.scoring import LoadedModel, ScoredTable, prediction_batch, prediction_frame
+from mlplug.settings import get_settings
 from mlplug.table_stream import (
     ChunkWriter,
     ConversionError,
