@@ -23,9 +23,9 @@ class ModelFormatError(MlplugError, ValueError):
 
 @dataclass(frozen=True)
 class ModelManifest:
-    #: Who writes these folders, for messages: "a fraud model".
+    #: Who writes these folders, for messages: "a churn model".
     owner: str
-    #: The model kinds the task type saves (``"catboost"``, ``"baseline"``...).
+    #: The model kinds the task type saves (``"boosted"``, ``"baseline"``...).
     kinds: tuple[str, ...]
     file: str = "model.json"
     #: Raise it when the folder layout changes; folders of a newer format are refused.

@@ -39,7 +39,7 @@ class TrainParameters(Parameters):
     )
     options: dict[str, Any] = Field(
         {},
-        description='Loader options of the task type for `data`, e.g. {"target": "is_fraud"}; '
+        description='Loader options of the task type for `data`, e.g. {"target": "churned"}; '
         "`mlplug tasks TASK` lists them.",
     )
     params: dict[str, Any] = Field(

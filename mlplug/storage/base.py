@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 class Store(ABC):
-    """Keys are POSIX-style relative paths like ``fraud/models/3/metadata.json``."""
+    """Keys are POSIX-style relative paths like ``churn/models/3/metadata.json``."""
 
     url: str
 
