@@ -21,6 +21,7 @@ from prefect.runtime import flow_run
 
 from mlplug import layout, selection, training
 from mlplug.dataset import Dataset
+from mlplug.explaining import explain_model
 from mlplug.flowrun import STORE_RETRIES, fails_cleanly, open_run_registry
 from mlplug.monitoring.profiles import reference_profile
 from mlplug.options import parse_options
@@ -151,7 +152,7 @@ def evaluate(
 
 @step("explain")
 def explain(task_type: TaskType, winner: training.Candidate, parts: training.Split) -> Explanation:
-    return task_type.explain(winner.model, parts.holdout, rows=200)
+    return explain_model(task_type, winner.model, parts.holdout, rows=200)
 
 
 @step("report")

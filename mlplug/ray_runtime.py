@@ -78,6 +78,9 @@ def ray_session(*, address: str | None, cpus: int) -> Iterator[RaySession]:
                     "num_cpus": cpus,
                     "_temp_dir": scratch.enter_context(_scratch_dir(get_settings().home)),
                 }
+            # Ray reads the token once per process: a session before this one (a cluster
+            # joined, a local Ray with another token) must not lend it its token.
+            ray_join.reload_token()
             with _logger_level(_AUTH_NOTICE_LOGGER, logging.ERROR):
                 try:
                     ray.init(

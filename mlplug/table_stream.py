@@ -267,7 +267,8 @@ class ChunkWriter:
         if self._writer is None:
             self._open(batch.schema)
         if self.format == "jsonl":
-            batch.to_pandas().to_json(self._sink, orient="records", lines=True)
+            # pandas' default keeps 10 decimal places: a probability of 1e-12 would read 0.
+            batch.to_pandas().to_json(self._sink, orient="records", lines=True, double_precision=15)
             self._sink.write("\n")
         else:
             self._writer.write_batch(batch)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, RootModel, create_model
 from starlette.concurrency import run_in_threadpool
 
 from mlplug.dataset import Dataset
+from mlplug.explaining import explain_model
 from mlplug.serving.auth import SECURITY_REQUIREMENT
 from mlplug.serving.errors import json_error, unauthorized
 from mlplug.serving.hotpath import answer_predict
@@ -206,5 +207,5 @@ def add_routes(router: APIRouter | FastAPI, state: ServingState) -> None:
 def _explain(state: ServingState, served: ServedModel, rows: list[list[Any]]) -> bytes:
     frame = served.predictor.frame(rows)
     data = Dataset(frame, served.schema, source="explain request")
-    explanation = state.task.explain(served.predictor.model, data, rows=len(rows))
+    explanation = explain_model(state.task, served.predictor.model, data, rows=len(rows))
     return render_explanation(served.version.version, explanation)

@@ -37,14 +37,22 @@ def trained(register_plugin, prefect_api, mlplug_store):
     return open_registry(), summary["version"]
 
 
-def _events(api_url: str, name: str, timeout: float = 30) -> list[dict]:
-    """Events of ``name`` the server has stored; they are written asynchronously."""
+def _events(
+    api_url: str, name: str, timeout: float = 30, wait_for: str | None = None, since: str | None = None
+) -> list[dict]:
+    """Events of ``name`` the server has stored (occurred ``since`` an ISO time, if given);
+    they are written asynchronously, so wait until there are some, or until the event
+    ``wait_for`` (an id) is among them: earlier tests' events may already be there."""
     deadline = time.monotonic() + timeout
+    query: dict = {"event": {"name": [name]}}
+    if since:
+        query["occurred"] = {"since": since}
     while True:
-        response = httpx.post(f"{api_url}/events/filter", json={"filter": {"event": {"name": [name]}}})
+        response = httpx.post(f"{api_url}/events/filter", json={"filter": query})
         response.raise_for_status()
         events = response.json()["events"]
-        if events or time.monotonic() > deadline:
+        arrived = any(e["id"] == wait_for for e in events) if wait_for else bool(events)
+        if arrived or time.monotonic() > deadline:
             return events
         time.sleep(0.5)
 
@@ -70,11 +78,12 @@ def test_traffic_like_the_training_data_does_not_drift(trained) -> None:
 
 def test_drifted_traffic_emits_one_event_then_cools_down(trained, prefect_api) -> None:
     registry, version = trained
+    since = datetime.now(UTC).isoformat()  # the session's server holds other tests' events
     out = monitor(task="toy", rows=2000, seed=7, drift=1.5)
     assert out["drifted"] is True and out["drifted_columns"] == ["x"]
     assert out["event"] is not None and out["alarm"].startswith(f"emitted {DRIFT_EVENT} ({out['event']})")
 
-    events = _events(prefect_api.api_url, DRIFT_EVENT)
+    events = _events(prefect_api.api_url, DRIFT_EVENT, wait_for=out["event"], since=since)
     assert [e["id"] for e in events] == [out["event"]]
     event = events[0]
     assert event["resource"]["prefect.resource.id"] == "mlplug.model.toy"
@@ -228,7 +237,8 @@ def test_extreme_values_served_are_counted_and_never_blind_the_monitor(trained, 
     x = next(c for c in stored["columns"] if c["name"] == "x")
     assert x["current_extreme"] == 2 and x["current_non_finite"] == 0 and x["reference_extreme"] == 0
     assert x["current_mean"] is not None and abs(x["current_mean"]) < 1e100
-    event = next(e for e in _events(prefect_api.api_url, DRIFT_EVENT) if e["id"] == out["event"])
+    events = _events(prefect_api.api_url, DRIFT_EVENT, wait_for=out["event"])
+    event = next(e for e in events if e["id"] == out["event"])
     assert event["payload"]["out_of_range"] == {"x": {"non_finite": 0, "extreme": 2}}
     assert event["payload"]["seen_rows"] == "602" and event["payload"]["rows"] == "602"
     html = registry.store.get(out["report"].split(registry.store.uri(""))[-1]).decode()
