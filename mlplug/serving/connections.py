@@ -114,6 +114,23 @@ def _refusal(status: int, reason: bytes, message: str, extra: bytes = b"") -> by
     )
 
 
+class LogThrottle:
+    """At most one log line per :data:`REFUSAL_LOG_INTERVAL` for an event that can come in
+    floods (thousands of refused connections a second), counting the events in between."""
+
+    def __init__(self) -> None:
+        self.unlogged = 0
+        self.logged_at = float("-inf")
+
+    def due(self, now: float) -> int:
+        """Count one event; how many to report now, or 0 while the interval runs."""
+        self.unlogged += 1
+        if now - self.logged_at < REFUSAL_LOG_INTERVAL:
+            return 0
+        count, self.unlogged, self.logged_at = self.unlogged, 0, now
+        return count
+
+
 class _RequestRefusedError(Exception):
     """Raised inside a parser callback to stop parsing a request that will be refused."""
 
@@ -128,8 +145,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     idle: ClassVar[OrderedDict[GuardedHttpToolsProtocol, None]] = OrderedDict()
     #: Refused connections currently lingering (one event loop per process).
     lingering: ClassVar[int] = 0
-    refused_unlogged: ClassVar[int] = 0
-    refusal_logged_at: ClassVar[float] = float("-inf")
+    refusals: ClassVar[LogThrottle] = LogThrottle()
+    write_timeouts: ClassVar[LogThrottle] = LogThrottle()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -186,19 +203,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         return False
 
     def _log_refusal(self) -> None:
-        # A flood refuses thousands of connections a second: one log line per interval.
-        cls = type(self)
-        cls.refused_unlogged += 1
-        now = self.loop.time()
-        if now - cls.refusal_logged_at >= REFUSAL_LOG_INTERVAL:
+        if count := self.refusals.due(self.loop.time()):
             log.warning(
                 "refused %d connection(s): %d open (MLPLUG_MAX_CONNECTIONS=%d)",
-                cls.refused_unlogged,
+                count,
                 len(self.connections),
                 self.guard.max_connections,
             )
-            cls.refused_unlogged = 0
-            cls.refusal_logged_at = now
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_request_timer()
@@ -331,12 +342,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         drops it, and ``connection_lost`` wakes the request task waiting to write."""
         self._write_timer = None
         CONNECTION_STATS.closed_write_timeout += 1
-        log.warning(
-            "closed a connection whose client did not read its answers for %g s "
-            "(MLPLUG_WRITE_TIMEOUT; %d bytes unsent)",
-            self.guard.write_timeout,
-            self.transport.get_write_buffer_size(),
-        )
+        if count := self.write_timeouts.due(self.loop.time()):
+            log.warning(
+                "closed %d connection(s) whose client did not read its answers for %g s "
+                "(MLPLUG_WRITE_TIMEOUT; this one with %d bytes unsent)",
+                count,
+                self.guard.write_timeout,
+                self.transport.get_write_buffer_size(),
+            )
         self.transport.abort()
 
     # -- deadlines ---------------------------------------------------------------------------
