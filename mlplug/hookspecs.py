@@ -83,7 +83,8 @@ def after_register(task: str, version: ModelVersion, store: Store) -> None:
     """Called after a model version has been committed to the store.
 
     ``version`` is complete and immutable when this runs. Exceptions are logged and do not
-    undo the registration.
+    undo the registration. Runs once per version, also when a registration is retried after
+    its commit's answer was lost (the retry runs it if the committing attempt did not).
     """
 
 

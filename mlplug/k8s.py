@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import re
+import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -54,6 +55,38 @@ CLIENT_LABEL = "mlplug.io/serving-client"
 BASE_IMAGE_NAME = "mlplug"
 #: ConfigMap keys the operator sets in the base's ``serving.env``; the rest are fixed.
 SITE_CONFIG = ("MLPLUG_TASK", "MLPLUG_MODEL", "MLPLUG_STORE")
+#: The server's limits, set in every ConfigMap to mlplug's defaults (read from the settings
+#: classes, so they cannot drift) so that an operator sees them and tunes them in one place;
+#: in the kustomize base they are :data:`LIMITS_ENV_FILE`, each under its line here.
+SERVING_LIMITS: dict[str, str] = {
+    "MLPLUG_MAX_STALENESS": (
+        "seconds without a poll confirming the model (or a read of the API keys) before /readyz "
+        "turns 503 and the pod leaves the Service; 0 turns it off, else at least 2 x "
+        "MLPLUG_RELOAD_INTERVAL"
+    ),
+    "MLPLUG_MAX_BODY_BYTES": "largest request body; larger ones get 413",
+    "MLPLUG_MAX_HEADER_BYTES": "most bytes in a request line and headers together; more get 431",
+    "MLPLUG_MAX_HEADERS": "most header fields in one request; more get 431",
+    "MLPLUG_MAX_CONNECTIONS": (
+        "open client connections per pod; at the cap the longest idle keep-alive one is closed "
+        "for a new one, else 503 (lowered to fit the pod's file-descriptor limit)"
+    ),
+    "MLPLUG_KEEPALIVE_TIMEOUT": "seconds a connection may wait without sending a request before it is closed",
+    "MLPLUG_REQUEST_TIMEOUT": "seconds from a request's first byte to its last; slower ones get 408",
+    "MLPLUG_WRITE_TIMEOUT": (
+        "seconds a client may leave its answers unread (write buffer full) before its connection is closed"
+    ),
+    "MLPLUG_S3_CONNECT_TIMEOUT": "seconds to wait for a connection to the S3 endpoint, per attempt",
+    "MLPLUG_S3_READ_TIMEOUT": "seconds to wait for the next bytes of an S3 answer, per attempt",
+    "MLPLUG_S3_RETRY_SECONDS": (
+        "seconds one S3 call may spend in all its attempts; with the timeouts above a silent store "
+        "fails well within the startup probe (180 s)"
+    ),
+    "MLPLUG_PROFILE_RATE": (
+        "rows per second profiled in full for drift monitoring; above it a uniform sample of about "
+        "this rate; 0 profiles every row"
+    ),
+}
 #: Instance metadata: reachable only by design (IRSA or a Secret carry pod credentials).
 METADATA_CIDR = "169.254.169.254/32"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -147,6 +180,7 @@ def config_map(spec: ServingSpec) -> dict[str, Any]:
         "MLPLUG_HOME": STATE_DIR,
         "MLPLUG_RELOAD_INTERVAL": _number(spec.reload_interval),
         "MLPLUG_GRACEFUL_TIMEOUT": str(spec.graceful_timeout),
+        **limit_defaults(),
         **spec.env,
     }
     return {
@@ -155,6 +189,15 @@ def config_map(spec: ServingSpec) -> dict[str, Any]:
         "metadata": _metadata(spec, f"{spec.app_name}-config"),
         "data": data,
     }
+
+
+def limit_defaults() -> dict[str, str]:
+    """:data:`SERVING_LIMITS` with the values the server uses when they are not set."""
+    from mlplug.serving.config import ServeSettings
+    from mlplug.settings import Settings
+
+    fields = {**Settings.model_fields, **ServeSettings.model_fields}
+    return {name: _number(fields[name.removeprefix("MLPLUG_").lower()].default) for name in SERVING_LIMITS}
 
 
 def _number(value: float) -> str:
@@ -398,6 +441,8 @@ BASE_FILES = {
 }
 #: The operator's settings file the base's ConfigMap is generated from (not in git).
 SITE_ENV_FILE = "serving.env"
+#: The server's limits in the base, one commented line each (:data:`SERVING_LIMITS`).
+LIMITS_ENV_FILE = "limits.env"
 
 
 def split_image(reference: str) -> dict[str, str]:
@@ -436,8 +481,10 @@ def kustomize_base(spec: ServingSpec, header: str) -> dict[str, str]:
             {
                 "name": config["metadata"]["name"],
                 **({"namespace": spec.namespace} if spec.namespace else {}),
-                "envs": [SITE_ENV_FILE],
-                "literals": [f"{k}={v}" for k, v in data.items() if k not in SITE_CONFIG],
+                "envs": [SITE_ENV_FILE, LIMITS_ENV_FILE],
+                "literals": [
+                    f"{k}={v}" for k, v in data.items() if k not in SITE_CONFIG and k not in SERVING_LIMITS
+                ],
                 "options": {"labels": config["metadata"]["labels"]},
             }
         ],
@@ -453,6 +500,14 @@ def kustomize_base(spec: ServingSpec, header: str) -> dict[str, str]:
     files[f"{SITE_ENV_FILE}.example"] = (
         f"{comment}# Copy to {SITE_ENV_FILE} (not in git) and set: the ConfigMap is generated from it.\n"
         + example
+    )
+    files[LIMITS_ENV_FILE] = (
+        f"{comment}# The inference server's limits at mlplug's defaults, in the ConfigMap with serving.env.\n"
+        "# Change one in an overlay (configMapGenerator, behavior: merge; docs/operations.md).\n"
+        + "".join(
+            "\n" + textwrap.indent(textwrap.fill(SERVING_LIMITS[key], 88), "# ") + f"\n{key}={data[key]}\n"
+            for key in SERVING_LIMITS
+        )
     )
     files["secret.example.yaml"] = to_yaml([api_key_secret_example(spec)], header)
     return files

@@ -9,6 +9,7 @@
                             trials.json  predictions.parquet  reference.profile  report.html
     <task>/models/<version>/metadata.json                written last: the commit point
     <task>/registrations/<name>.json                     the version a named registration claimed
+    <task>/registrations/<name>.notified.json            its after_register hooks have run
     <task>/aliases/<alias>.json                          moved with compare-and-swap
     <task>/aliases/history/<alias>/<time>-v<version>-<suffix>.json
     <task>/profiles/<version>/<UTC time>-<writer>.profile
@@ -108,6 +109,12 @@ def model_path(name: str) -> str:
 def registration(task: str, name: str) -> str:
     """Which version a named registration claimed; read by a retry of the same registration."""
     return f"{task}/registrations/{name}.json"
+
+
+def registration_notified(task: str, name: str) -> str:
+    """Written once a named registration's ``after_register`` hooks have run, so that a retry
+    that finds the version committed runs them only if the earlier attempt did not."""
+    return f"{task}/registrations/{name}.notified.json"
 
 
 # -- aliases -------------------------------------------------------------------------------

@@ -27,7 +27,13 @@ import pandas as pd
 from mlplug import layout
 from mlplug.dataset import Dataset
 from mlplug.environment import snapshot
-from mlplug.errors import AliasConflictError, CorruptFileError, NotFoundError, PreconditionFailedError
+from mlplug.errors import (
+    AliasConflictError,
+    CorruptFileError,
+    NotFoundError,
+    PreconditionFailedError,
+    StoreError,
+)
 from mlplug.schema import Schema
 from mlplug.storage.base import Store
 from mlplug.task import Metrics
@@ -201,6 +207,7 @@ class Registry:
         registration = registration or uuid.uuid4().hex
         done = self._registered(task, registration)
         if done is not None:
+            self._notify_registered(done, registration)
             return done
         version = self._claim_version(task, registration)
         self.store.put(layout.registration(task, registration), _json({"version": version}))
@@ -239,8 +246,26 @@ class Registry:
         except PreconditionFailedError:
             if self.model(task, version).registration != registration:  # not our own lost response
                 raise
-        self._call_hook("after_register", task=task, version=mv, store=self.store)
+        self._notify_registered(mv, registration)
         return mv
+
+    def _notify_registered(self, mv: ModelVersion, registration: str) -> None:
+        """Run the ``after_register`` hooks once per version. A retry that finds its version
+        committed (the commit's answer was lost and the step failed before the hooks) runs
+        them, unless the attempt that committed got as far as running them; the marker is
+        written after the hooks, so only a crash between the two can run them twice."""
+        if self._hook is None:
+            return
+        marker = layout.registration_notified(mv.task, registration)
+        if self.store.exists(marker):
+            return
+        self._call_hook("after_register", task=mv.task, version=mv, store=self.store)
+        try:
+            self.store.put(marker, _json({"version": mv.version, "at": _now()}), if_none_match=True)
+        except PreconditionFailedError:
+            pass  # written by this write, retried by the client after a lost answer
+        except StoreError as exc:  # the version is committed: do not fail its registration
+            log.warning("v%d of %s: could not record that after_register ran: %s", mv.version, mv.task, exc)
 
     def _registered(self, task: str, registration: str) -> ModelVersion | None:
         """The version a registration of that name committed, if one did."""

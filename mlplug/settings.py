@@ -123,11 +123,16 @@ def get_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            message = error["msg"].removeprefix("Value error, ")
-            if error["loc"]:
-                name = f"MLPLUG_{str(error['loc'][0]).upper()}"
-                message = f"{name}={error.get('input')!r}: {message}"
-            problems.append(message)
-        raise SettingsError(f"invalid settings: {'; '.join(problems)}") from None
+        raise settings_error(exc) from None
+
+
+def settings_error(exc: ValidationError) -> SettingsError:
+    """One line naming each ``MLPLUG_*`` variable a settings class refused, and why."""
+    problems = []
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        if error["loc"]:
+            name = f"MLPLUG_{str(error['loc'][0]).upper()}"
+            message = f"{name}={error.get('input')!r}: {message}"
+        problems.append(message)
+    return SettingsError(f"invalid settings: {'; '.join(problems)}")

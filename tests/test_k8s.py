@@ -200,6 +200,40 @@ def test_the_base_takes_the_image_and_the_store_from_the_operator(tmp_path: Path
     )
 
 
+#: Limits issue 15 asks every serving ConfigMap to carry explicitly.
+LIMITS = {
+    "MLPLUG_MAX_STALENESS", "MLPLUG_MAX_CONNECTIONS", "MLPLUG_KEEPALIVE_TIMEOUT", "MLPLUG_REQUEST_TIMEOUT",
+    "MLPLUG_WRITE_TIMEOUT", "MLPLUG_MAX_HEADER_BYTES", "MLPLUG_MAX_HEADERS", "MLPLUG_S3_CONNECT_TIMEOUT",
+    "MLPLUG_S3_READ_TIMEOUT", "MLPLUG_S3_RETRY_SECONDS", "MLPLUG_PROFILE_RATE",
+}  # fmt: skip
+
+
+def test_every_setting_in_the_config_map_is_a_real_one_and_the_limits_are_the_defaults(
+    tmp_path: Path, spec: ServingSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlplug.serving.config import ServeSettings, get_serve_settings
+    from mlplug.settings import Settings, get_settings
+
+    fields = {**Settings.model_fields, **ServeSettings.model_fields}
+    known = {f"MLPLUG_{name.upper()}" for name in fields}
+    (base_config,) = [d for d in kustomize(operator_base(tmp_path)) if d["kind"] == "ConfigMap"]
+    docs = (ROOT / "docs/operations.md").read_text()
+    for data in (base_config["data"], k8s.config_map(spec)["data"]):
+        assert {key for key in data if key.startswith("MLPLUG_")} - known == set()
+        assert set(data) >= LIMITS
+        for key in LIMITS:
+            assert float(data[key]) == fields[key.removeprefix("MLPLUG_").lower()].default, key
+            assert f"`{key}`" in docs, f"docs/operations.md does not name {key}"
+        # The values are usable together, as the server and the store read them.
+        for key, value in data.items():
+            monkeypatch.setenv(key, value)
+        get_settings()
+        get_serve_settings()
+    limits_file = (ROOT / "k8s" / k8s.LIMITS_ENV_FILE).read_text()
+    for key in LIMITS:  # each with its comment right above it
+        assert re.search(rf"^# .*\n(# .*\n)*{key}=", limits_file, re.M), key
+
+
 @pytest.mark.parametrize(
     ("reference", "fields"),
     [

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from mlplug import hookimpl
 from mlplug.errors import StoreUnavailableError
-from mlplug.registry import Registry
+from mlplug.registry import ModelVersion, Registry
 from mlplug.settings import Settings
+from mlplug.storage.base import Store
 from mlplug.storage.s3 import open_s3
 from mlplug.task import Metrics
 from mlplug.testing.faults import Fault, FaultProxy
@@ -123,3 +125,38 @@ def test_a_promotion_retried_after_the_store_gave_up_recognises_its_move(
     assert [h["version"] for h in registry.alias_history("toy")] == [1, target]
     # Another writer's move is still a conflict, whatever it wrote.
     assert promote_if_unchanged(registry, "toy", 1, before, "stale", write_id="run-8-promote")[0] is False
+
+
+class RegisterRecorder:
+    def __init__(self) -> None:
+        self.versions: list[int] = []
+
+    @hookimpl
+    def after_register(self, task: str, version: ModelVersion, store: Store) -> None:
+        assert store.exists(f"{task}/models/{version.version}/metadata.json")  # committed
+        self.versions.append(version.version)
+
+
+def test_after_register_runs_once_when_a_retry_recognises_the_registration(
+    proxy: FaultProxy, s3_server: S3Server, tmp_path: Path, mlplug_plugins, register_plugin
+) -> None:
+    """The commit landed but every answer was lost, so the first call raised before the hook;
+    the step's retry recognises the version and must run the hook, once; later retries of the
+    same registration (a step that failed after registering) must not run it again."""
+    recorder = RegisterRecorder()
+    register_plugin(recorder, "recorder")
+    registry = registry_through(proxy, s3_server, attempts=2)
+    registry = Registry(registry.store, hook=mlplug_plugins.hook)
+    proxy.inject(Fault("lose_response", method="PUT", path_contains="/models/1/metadata.json", times=2))
+    with pytest.raises(StoreUnavailableError):
+        register(registry, tmp_path, 0.3, registration="flow-run-y-register")
+    assert recorder.versions == []
+    assert register(registry, tmp_path, 0.3, registration="flow-run-y-register").version == 1
+    assert recorder.versions == [1]
+    assert register(registry, tmp_path, 0.3, registration="flow-run-y-register").version == 1
+    assert recorder.versions == [1]
+    # A lost answer that the client's own retry recognises runs it once too.
+    proxy.inject(Fault("lose_response", method="PUT", path_contains="/models/2/metadata.json"))
+    assert register(registry, tmp_path, 0.6, registration="flow-run-z-register").version == 2
+    assert register(registry, tmp_path, 0.6, registration="flow-run-z-register").version == 2
+    assert recorder.versions == [1, 2]

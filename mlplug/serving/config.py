@@ -10,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mlplug.settings import settings_error
 
 
 class ServeSettings(BaseSettings):
@@ -47,6 +49,10 @@ class ServeSettings(BaseSettings):
     keepalive_timeout: float = Field(default=5.0, gt=0.0)
     #: Seconds from a request's first byte to its last (head and body); slower ones get 408.
     request_timeout: float = Field(default=10.0, gt=0.0)
+    #: Seconds a connection may keep its answers waiting because the client does not read
+    #: them (the write buffer stays above its high-water mark); then it is closed and its
+    #: buffer freed.
+    write_timeout: float = Field(default=30.0, gt=0.0)
     #: Most records in one /predict request; more get 422.
     max_batch: int = Field(default=1_000, ge=1)
     #: Most records in one /explain request (attributions cost far more than predictions).
@@ -97,5 +103,9 @@ class ServeSettings(BaseSettings):
 
 
 def get_serve_settings(**overrides: object) -> ServeSettings:
-    """Read the settings now (never cached); ``overrides`` win over the environment."""
-    return ServeSettings(**overrides)  # type: ignore[arg-type]
+    """Read the settings now (never cached); ``overrides`` win over the environment. A value
+    the server cannot use is a :class:`SettingsError` naming the variable."""
+    try:
+        return ServeSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise settings_error(exc) from None

@@ -8,7 +8,12 @@ connections until the process runs out of file descriptors, and on shutdown clos
 keep-alive connections at once, dropping a request that was already on its way. This
 protocol, per connection:
 
-* refuses a connection beyond ``max_connections`` with a 503 and a JSON body;
+* at ``max_connections`` open, closes the idle keep-alive connection that has waited longest
+  for its next request to admit a new one, and answers 503 with a JSON body only when every
+  connection has a request in progress (or has not sent its first one yet);
+* closes a connection whose client does not read its answers: one whose transport stays
+  paused for writing (its buffer above the high-water mark) for ``write_timeout`` seconds is
+  aborted, which frees its buffer and the request task waiting on it;
 * closes a connection that sends no request for ``keepalive_timeout`` seconds (fresh or
   between requests), and answers 408 when a request's head and body do not arrive within
   ``request_timeout`` seconds of its first byte (slowloris);
@@ -28,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -36,6 +42,7 @@ import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mlplug.serving.config import ServeSettings, get_serve_settings
+from mlplug.serving.connection_stats import CONNECTION_STATS
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +64,7 @@ class ConnectionLimits:
     max_headers: int
     keepalive_timeout: float
     request_timeout: float
+    write_timeout: float
 
     @classmethod
     def from_settings(cls, settings: ServeSettings) -> ConnectionLimits:
@@ -66,6 +74,7 @@ class ConnectionLimits:
             max_headers=settings.max_headers,
             keepalive_timeout=settings.keepalive_timeout,
             request_timeout=settings.request_timeout,
+            write_timeout=settings.write_timeout,
         )
 
 
@@ -105,6 +114,23 @@ def _refusal(status: int, reason: bytes, message: str, extra: bytes = b"") -> by
     )
 
 
+class LogThrottle:
+    """At most one log line per :data:`REFUSAL_LOG_INTERVAL` for an event that can come in
+    floods (thousands of refused connections a second), counting the events in between."""
+
+    def __init__(self) -> None:
+        self.unlogged = 0
+        self.logged_at = float("-inf")
+
+    def due(self, now: float) -> int:
+        """Count one event; how many to report now, or 0 while the interval runs."""
+        self.unlogged += 1
+        if now - self.logged_at < REFUSAL_LOG_INTERVAL:
+            return 0
+        count, self.unlogged, self.logged_at = self.unlogged, 0, now
+        return count
+
+
 class _RequestRefusedError(Exception):
     """Raised inside a parser callback to stop parsing a request that will be refused."""
 
@@ -114,10 +140,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     :func:`guarded_protocol`, or from the environment (``MLPLUG_*``) in worker processes."""
 
     limits: ClassVar[ConnectionLimits | None] = None
+    #: Idle keep-alive connections (served a request, waiting for the next), longest
+    #: waiting first; :func:`guarded_protocol` gives each server its own.
+    idle: ClassVar[OrderedDict[GuardedHttpToolsProtocol, None]] = OrderedDict()
     #: Refused connections currently lingering (one event loop per process).
     lingering: ClassVar[int] = 0
-    refused_unlogged: ClassVar[int] = 0
-    refusal_logged_at: ClassVar[float] = float("-inf")
+    refusals: ClassVar[LogThrottle] = LogThrottle()
+    write_timeouts: ClassVar[LogThrottle] = LogThrottle()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -137,12 +166,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._linger_timer: asyncio.TimerHandle | None = None
         self._dropped = 0
         self._draining = False
+        self._counted = False
+        self._write_timer: asyncio.TimerHandle | None = None
 
     # -- connections -------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        if len(self.connections) >= self.guard.max_connections:
+        if len(self.connections) >= self.guard.max_connections and not self._close_an_idle_connection():
             self.transport = transport
+            CONNECTION_STATS.refused += 1
             self._log_refusal()
             message = (
                 f"server busy: {self.guard.max_connections} connections are open "
@@ -151,25 +183,41 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(_refusal(503, b"Service Unavailable", message, b"retry-after: 1\r\n"))
             return
         super().connection_made(transport)
+        self._counted = True
+        CONNECTION_STATS.open += 1
         self._arm_idle_timer()
 
+    def _close_an_idle_connection(self) -> bool:
+        """Make room at the cap: close the keep-alive connection that has waited longest for
+        its next request. A connection with a request in progress, or one that has not sent
+        its first request yet (a client that just connected is about to), is never closed
+        for a newcomer: else a flood of connections would cut every client off before its
+        request. Closing an idle keep-alive connection is what its timeout would do anyway."""
+        while self.idle:
+            oldest, _ = self.idle.popitem(last=False)
+            if oldest.transport.is_closing() or oldest.flow.write_paused:
+                continue
+            oldest.transport.close()
+            CONNECTION_STATS.closed_for_newcomer += 1
+            return True
+        return False
+
     def _log_refusal(self) -> None:
-        # A flood refuses thousands of connections a second: one log line per interval.
-        cls = type(self)
-        cls.refused_unlogged += 1
-        now = self.loop.time()
-        if now - cls.refusal_logged_at >= REFUSAL_LOG_INTERVAL:
+        if count := self.refusals.due(self.loop.time()):
             log.warning(
                 "refused %d connection(s): %d open (MLPLUG_MAX_CONNECTIONS=%d)",
-                cls.refused_unlogged,
+                count,
                 len(self.connections),
                 self.guard.max_connections,
             )
-            cls.refused_unlogged = 0
-            cls.refusal_logged_at = now
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_request_timer()
+        self._cancel_write_timer()
+        self.idle.pop(self, None)
+        if self._counted:
+            self._counted = False
+            CONNECTION_STATS.open -= 1
         if self._linger_timer is not None:
             self._linger_timer.cancel()
             self._linger_timer = None
@@ -236,6 +284,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.idle.pop(self, None)
         self._headers_done = False
         # A request has started: the idle timer stops, the request's own deadline starts.
         self._unset_keepalive_if_required()
@@ -265,6 +314,43 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._completed += 1
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.timeout_keep_alive_task is not None:  # no pipelined request: waiting for one
+            self.idle[self] = None
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(self.guard.write_timeout, self._write_timed_out)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._cancel_write_timer()
+
+    def _cancel_write_timer(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _write_timed_out(self) -> None:
+        """The client has not read its answers for ``write_timeout``: abort the connection.
+        ``close`` would wait for the buffer to drain, which is what never happens; ``abort``
+        drops it, and ``connection_lost`` wakes the request task waiting to write."""
+        self._write_timer = None
+        CONNECTION_STATS.closed_write_timeout += 1
+        if count := self.write_timeouts.due(self.loop.time()):
+            log.warning(
+                "closed %d connection(s) whose client did not read its answers for %g s "
+                "(MLPLUG_WRITE_TIMEOUT; this one with %d bytes unsent)",
+                count,
+                self.guard.write_timeout,
+                self.transport.get_write_buffer_size(),
+            )
+        self.transport.abort()
 
     # -- deadlines ---------------------------------------------------------------------------
 
@@ -349,7 +435,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 def guarded_protocol(settings: ServeSettings) -> type[GuardedHttpToolsProtocol]:
     """The protocol class for one server, with the limits from ``settings``."""
     limits = ConnectionLimits.from_settings(settings)
-    return type("MlplugHttpProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})
+    return type("MlplugHttpProtocol", (GuardedHttpToolsProtocol,), {"limits": limits, "idle": OrderedDict()})
 
 
 #: For ``uvicorn.run(..., http=...)`` with several workers: limits from the environment.

@@ -20,6 +20,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from mlplug.serving.connection_stats import CONNECTION_STATS
+
 if TYPE_CHECKING:
     from mlplug.serving.model_holder import ReloadStatus
 
@@ -169,6 +171,7 @@ class ServingMetrics:
         self.observer_errors = Counter(
             "mlplug_observer_errors", "Traffic observer calls that raised", ["observer"], registry=reg
         )
+        reg.register(CONNECTION_STATS)  # type: ignore[arg-type]
         ProcessCollector(registry=reg)
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
         self._prediction_children: dict[tuple[int, str], Any] = {}

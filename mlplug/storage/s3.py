@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -77,8 +79,33 @@ class S3Store(Store):
         return self.get_with_etag(key)[0]
 
     def get_with_etag(self, key: str) -> tuple[bytes, str]:
+        started = time.monotonic()
         resp = self._call(key, "get_object", Bucket=self.bucket, Key=self._key(key))
-        return resp["Body"].read(), resp["ETag"]
+        with self._reading_body(key, started):
+            return resp["Body"].read(), resp["ETag"]
+
+    @contextmanager
+    def _reading_body(self, key: str, started: float) -> Iterator[None]:
+        """Translate a connection that breaks while an answer's body is read.
+
+        botocore's retries end when the call returns its response; the body is read after
+        that, so a reset, a short body or a stalled read there surfaces as botocore's or
+        urllib3's own exception (``ResponseStreamingError``, ``IncompleteReadError``,
+        ``ReadTimeoutError``, ``ProtocolError``). It is the same transient failure as a reset
+        during the call, so it becomes the same :class:`StoreUnavailableError` that the
+        flows' retry policy retries.
+        """
+        from botocore.exceptions import HTTPClientError, IncompleteReadError
+        from urllib3.exceptions import HTTPError as URLLib3Error
+
+        try:
+            yield
+        except (HTTPClientError, IncompleteReadError, URLLib3Error, HTTPException, ConnectionError) as exc:
+            where = f" at {self.endpoint}" if self.endpoint else ""
+            raise StoreUnavailableError(
+                f"store {self.url}{where}: the connection broke while reading {self.uri(key)} after "
+                f"{time.monotonic() - started:.0f} s ({type(exc).__name__}: {exc})"
+            ) from exc
 
     def put(self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None) -> str:
         return self._put(key, data, if_none_match=if_none_match, if_match=if_match)
@@ -98,11 +125,16 @@ class S3Store(Store):
         return self._call(key, "put_object", **kwargs)["ETag"]
 
     def get_file(self, key: str, dest: Path) -> Path:
+        started = time.monotonic()
         resp = self._call(key, "get_object", Bucket=self.bucket, Key=self._key(key))
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with open(dest, "wb") as out:
-            for chunk in resp["Body"].iter_chunks(1 << 20):
-                out.write(chunk)
+        try:
+            with open(dest, "wb") as out, self._reading_body(key, started):
+                for chunk in resp["Body"].iter_chunks(1 << 20):
+                    out.write(chunk)
+        except BaseException:
+            dest.unlink(missing_ok=True)  # never leave a partial file where a whole one belongs
+            raise
         return dest
 
     def exists(self, key: str) -> bool:

@@ -18,6 +18,8 @@ Kinds of fault, each for the next ``times`` matching requests:
     before any byte of the answer (a response lost on the way back).
 ``reset_mid_body``
     the server's answer starts (status, headers, half the body), then the connection is reset.
+``truncate_body``
+    as ``reset_mid_body``, but the connection is closed cleanly (FIN): a short body.
 ``drop_request``
     the connection is closed without forwarding: the server never sees the request.
 ``stall``
@@ -39,7 +41,7 @@ from urllib.parse import urlsplit
 
 from mlplug.processes import LOOPBACK
 
-FaultKind = Literal["lose_response", "reset_mid_body", "drop_request", "stall"]
+FaultKind = Literal["lose_response", "reset_mid_body", "truncate_body", "drop_request", "stall"]
 _NO_BODY_STATUSES = {204, 304}
 _MAX_HEAD = 1 << 20
 
@@ -247,10 +249,11 @@ class FaultProxy:
                 if fault and fault.kind == "lose_response":
                     _reset(client)
                     return
-                if fault and fault.kind == "reset_mid_body":
+                if fault and fault.kind in ("reset_mid_body", "truncate_body"):
                     client.sendall(response_head + response_body[: len(response_body) // 2])
-                    _reset(client)
-                    return
+                    if fault.kind == "reset_mid_body":
+                        _reset(client)
+                    return  # the finally clause closes the client cleanly
                 client.sendall(response_head + response_body)
                 if (
                     "close"

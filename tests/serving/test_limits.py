@@ -3,7 +3,11 @@ and the expected type, NaN and infinity refused, batch cap; nothing here may ans
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,6 +15,8 @@ import pytest
 from mlplug.testing.servers import RunningServer
 from tests.serving.conftest import MAX_BATCH, MAX_BODY_BYTES, MAX_EXPLAIN_ROWS
 from tests.serving.support import AUTH, fraud_records
+
+MLPLUG = str(Path(sys.executable).with_name("mlplug"))
 
 RECORD = fraud_records(1)[0]
 
@@ -117,3 +123,27 @@ def test_flags_take_0_and_1_and_nothing_else_is_coerced(server: RunningServer) -
         response = post(server, {**RECORD, **change})
         assert response.status_code == 422, change
         assert response.json()["detail"][0]["field"] == next(iter(change))
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("MLPLUG_WRITE_TIMEOUT", "0", "MLPLUG_WRITE_TIMEOUT='0': Input should be greater than 0"),
+        ("MLPLUG_MAX_CONNECTIONS", "many", "MLPLUG_MAX_CONNECTIONS='many': Input should be a valid integer"),
+    ],
+)
+def test_an_unusable_serving_setting_is_one_line_from_the_cli(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    env = {
+        **os.environ,
+        "MLPLUG_HOME": str(tmp_path / "home"),
+        "MLPLUG_LOAD_PLUGINS": "fraud",
+        variable: value,
+    }
+    out = subprocess.run(
+        [MLPLUG, "serve", "fraud", "--insecure"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith("error: invalid settings: ") and message in line
