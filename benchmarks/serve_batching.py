@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from benchmarks.serve_fraud import API_KEY, _load, _server, _taskset
+from benchmarks.serve_fraud import API_KEY, _load, _server, _taskset, serve_command
 from mlplug.testing.servers import LOOPBACK, OFFLINE_ENV, free_port
 
 BIN = Path(sys.executable).parent
@@ -160,16 +160,7 @@ def main() -> None:
         print("offline", results["offline"], file=sys.stderr, flush=True)
 
         port = free_port()
-        serve = [
-            *_taskset(0),
-            str(BIN / "mlplug"),
-            "serve",
-            "convqa",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
+        serve = serve_command("convqa", port)
         url = f"http://{LOOPBACK}:{port}"
         for name, batching in (("batched", "auto"), ("unbatched", "off")):
             env = {**os.environ, "MLPLUG_API_KEYS": API_KEY, "MLPLUG_BATCHING": batching}
