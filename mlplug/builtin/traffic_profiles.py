@@ -127,7 +127,8 @@ class ProfileObserver:
         self.writer.flush()
 
     def _run(self) -> None:
-        while True:
+        # close() sets the stop before waking us: checked after every clear of the event.
+        while not self._stop.is_set():
             self._buffered.wait()
             # Re-read after each wait: a flush at MLPLUG_PROFILE_MAX_ROWS starts a new window.
             while (due_in := self.writer.seconds_to_flush()) > 0:

@@ -193,22 +193,21 @@ class TrafficTap:
         """Rounds every ``interval`` while traffic comes; asleep (no timeout) without it."""
         while True:
             stopping = self._stop.wait(self._interval)
-            if self._round() or stopping:
-                if stopping:
-                    return
+            found = self._round()
+            if stopping:
+                return
+            if found:
                 continue
-            # Nothing came during the last interval: sleep until a request wakes us. The flag
-            # is set before the buffer is checked again, so a request that appended after
-            # the round either sees it (and wakes us) or is seen here.
+            # Nothing came during the last interval: sleep until a request (or close) wakes
+            # us. The flag is set before the buffer and the stop are checked again, so a
+            # request that appended after the round either sees it (and wakes us) or is seen
+            # here; the loop's next wait returns at once when stopping.
             self._wake.clear()
             self._asleep = True
-            if self._buffer or self._unreported():
+            if self._buffer or self._unreported() or self._stop.is_set():
                 self._asleep = False
                 continue
             self._wake.wait()
-            if self._stop.is_set():
-                self._round()
-                return
 
     def _round(self) -> bool:
         """Hand queued batches and skipped rows to the observers; whether there were any."""
