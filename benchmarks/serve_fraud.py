@@ -83,6 +83,11 @@ def _taskset(core: int) -> list[str]:
     return ["taskset", "-c", str(core)] if shutil.which("taskset") else []
 
 
+def serve_command(task: str, port: int) -> list[str]:
+    """``mlplug serve TASK`` pinned to core 0, quiet."""
+    return [*_taskset(0), str(BIN / "mlplug"), "serve", task, "--port", str(port), "--log-level", "warning"]
+
+
 def _train(home: Path, store: str, rows: int) -> Path:
     """Fit the fraud CatBoost model with default parameters, register and promote it."""
     import tempfile as tf
@@ -214,16 +219,7 @@ def main() -> None:
                 results[name] = _load(f"http://{LOOPBACK}:{port}/predict", plain, args, False)
 
         port = free_port()
-        serve = [
-            *_taskset(0),
-            str(BIN / "mlplug"),
-            "serve",
-            "fraud",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
+        serve = serve_command("fraud", port)
         # The default server profiles its traffic for monitoring; the second run switches that
         # off, so the difference is the cost of the traffic observer.
         for name, extra in ((OURS, {}), (OURS_NO_PROFILES, {"MLPLUG_MONITORING": "false"})):

@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Seconds between checks whether a flush is due; bounds how late a quiet server flushes.
-TICK_SECONDS = 1.0
 #: Seconds ``close`` waits for a timer flush in progress.
 CLOSE_WAIT_SECONDS = 30.0
 
@@ -80,29 +78,27 @@ def profile_observer(context: ServingContext) -> ProfileObserver | None:
 class ProfileObserver:
     """A :class:`~mlplug.serving.observe.TrafficObserver` that buffers batches in a writer.
 
-    ``observe`` only appends (profiling happens at flush); a daemon timer asks the writer
-    to flush when due, so the last rows are written even when traffic stops. The timer
-    starts with the first batch: a server that never gets traffic, or an app that is
-    never started, has no thread.
+    ``observe`` only appends (profiling happens in chunks and at flush); a daemon timer
+    flushes the writer ``flush_seconds`` after the first rows of a window came, so the last
+    rows are written even when traffic stops. The timer sleeps without a timeout while
+    nothing is buffered: an idle server has no wake-ups, and one that never gets traffic, or
+    an app that is never started, has no thread.
     """
 
-    def __init__(
-        self, writer: ProfileWriter, tick: float = TICK_SECONDS, sampler: AdaptiveSampler | None = None
-    ) -> None:
+    def __init__(self, writer: ProfileWriter, sampler: AdaptiveSampler | None = None) -> None:
         from mlplug.monitoring.sampling import AdaptiveSampler
 
         self.writer = writer
-        self.tick = tick
         #: Without one, every request is profiled.
         self.sampler = sampler or AdaptiveSampler(rate=0)
         self._stop = threading.Event()
+        #: Set when rows (profiled or sampled out) wait for a flush.
+        self._buffered = threading.Event()
         self._timer: threading.Thread | None = None
 
     def observe(self, batch: TrafficBatch) -> None:
-        if self._timer is None and not self._stop.is_set():  # only the observer thread calls this
-            self._timer = threading.Thread(target=self._run, name="mlplug-profile-flush", daemon=True)
-            self._timer.start()
         self.writer.add(batch.version, batch.features, batch.rows, batch.proba, batch.predictions)
+        self._rows_waiting()
 
     def admit(self, rows: int) -> bool:
         """Asked by the tap on the request path: whether this request is profiled."""
@@ -111,9 +107,19 @@ class ProfileObserver:
     def skipped(self, version: int, rows: int) -> None:
         """Rows the sampler left out, counted so each profile says what it was drawn from."""
         self.writer.skip(version, rows)
+        self._rows_waiting()
+
+    def _rows_waiting(self) -> None:
+        # Only the tap's thread calls this, so the timer is started once.
+        if self._timer is None and not self._stop.is_set():
+            self._timer = threading.Thread(target=self._run, name="mlplug-profile-flush", daemon=True)
+            self._timer.start()
+        if not self._buffered.is_set():
+            self._buffered.set()
 
     def close(self) -> None:
         self._stop.set()
+        self._buffered.set()
         if self._timer is not None:
             # Let a flush in progress finish; the writer is thread-safe, so a stuck store
             # only delays shutdown by this much before the final flush.
@@ -121,8 +127,18 @@ class ProfileObserver:
         self.writer.flush()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.tick):
+        # close() sets the stop before waking us: checked after every clear of the event.
+        while not self._stop.is_set():
+            self._buffered.wait()
+            # Re-read after each wait: a flush at MLPLUG_PROFILE_MAX_ROWS starts a new window.
+            while (due_in := self.writer.seconds_to_flush()) > 0:
+                if self._stop.wait(due_in):
+                    return  # close() writes what is buffered
+            if self._stop.is_set():
+                return
+            # Cleared before the flush: rows added while it writes set it again.
+            self._buffered.clear()
             try:
-                self.writer.flush_if_due()
+                self.writer.flush()
             except Exception:  # flush logs store errors; anything else must not end the timer
                 log.exception("traffic profile flush failed")

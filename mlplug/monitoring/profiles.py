@@ -209,6 +209,8 @@ class ProfileWriter:
         self._lock = threading.Lock()
         self._buffers: dict[int, _Buffer] = {}
         self._last_flush = time.monotonic()
+        #: When the first row after the last flush came (``None``: none since).
+        self._window_started: float | None = None
 
     def add(
         self,
@@ -219,6 +221,8 @@ class ProfileWriter:
         predictions: Sequence[str],
     ) -> None:
         with self._lock:
+            if self._window_started is None:
+                self._window_started = time.monotonic()
             buffer = self._buffers.get(version)
             if buffer is None:
                 buffer = self._buffers[version] = _Buffer(tuple(features), self._schema(version))
@@ -236,6 +240,8 @@ class ProfileWriter:
         """Count ``rows`` answered by ``version`` that were not sampled for profiling: each
         profile records how many rows its profiled ones were drawn from."""
         with self._lock:
+            if self._window_started is None:
+                self._window_started = time.monotonic()
             buffer = self._buffers.get(version)
             if buffer is None:
                 schema = self._schema(version)
@@ -254,8 +260,15 @@ class ProfileWriter:
                 return self.schema
         return self._schemas[version]
 
+    def seconds_to_flush(self) -> float:
+        """Seconds until the current window is due: ``flush_seconds`` after its first row (a
+        window starts with its traffic), or after the last flush while no row came since."""
+        with self._lock:
+            started = self._last_flush if self._window_started is None else self._window_started
+        return max(0.0, started + self.flush_seconds - time.monotonic())
+
     def flush_if_due(self) -> None:
-        if time.monotonic() - self._last_flush >= self.flush_seconds:
+        if self.seconds_to_flush() <= 0:
             self.flush()
 
     def flush(self) -> list[str]:
@@ -263,6 +276,7 @@ class ProfileWriter:
         with self._lock:
             buffers, self._buffers = self._buffers, {}
             self._last_flush = time.monotonic()
+            self._window_started = None
         keys = []
         for version, buffer in buffers.items():
             self._track(buffer)

@@ -135,7 +135,11 @@ def create_app(
 
 def create_app_from_env() -> FastAPI:
     """``uvicorn --factory mlplug.serving.app:create_app_from_env`` (settings from MLPLUG_*)."""
-    return create_app(get_serve_settings())
+    from mlplug.serving.server import freeze_startup_heap
+
+    app = create_app(get_serve_settings())
+    freeze_startup_heap()
+    return app
 
 
 def _synthetic_row(task: TaskType) -> dict[str, Any] | None:

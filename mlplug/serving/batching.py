@@ -8,6 +8,17 @@ request arrived for the batch to fill, scores it in one call on its own thread a
 every request its own rows of the result. While a batch computes the next one gathers, so
 under load batches grow by themselves and no request waits for a timer.
 
+A batch waits at most ``max_wait`` after the later of its oldest request's arrival and the
+previous batch's answer, and stops waiting sooner once as many requests have arrived since
+that answer as the previous batch held. Clients that wait for their answer before sending
+again (a pool of connections, a UI) come back together once a batch is answered; once they
+all have, waiting longer only adds the wait to each of them, and sending a request left
+over from before on its own, before they are back, would make all of them wait behind it.
+Counting arrivals since the answer, not requests waiting, keeps such a leftover from standing
+in for one of them and leaving the last one behind for a whole batch. So a request that
+arrives while the model is idle waits at most ``max_wait`` plus its own batch, and one that
+arrives while a batch computes at most that batch more.
+
 Invalid records never reach the batch: each request is parsed and validated on its own
 (its 422 is its own). If a batched call still raises, every request of the batch is scored
 again on its own, so a record that breaks the model fails only its request.
@@ -86,10 +97,22 @@ class AdaptiveBatcher:
             buckets=SECONDS_BUCKETS,
             registry=registry,
         )
+        self.queued = Histogram(
+            "mlplug_batch_queue_seconds",
+            "Seconds a request waited for its batch's model call to start",
+            buckets=SECONDS_BUCKETS,
+            registry=registry,
+        )
         # One model call at a time: the next batch gathers while this one computes.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="mlplug-batch")
         self._pending: deque[_Request] = deque()
         self._pending_rows = 0
+        #: Requests answered by the last batch, and the arrival count when it was answered:
+        #: once as many more have arrived, the next batch goes without waiting (see the module).
+        self._returning = 0
+        self._arrivals = 0
+        self._arrivals_at_answer = 0
+        self._answered_at = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._arrived: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -106,6 +129,7 @@ class AdaptiveBatcher:
         request = _Request(predictor, rows, loop.create_future())
         self._pending.append(request)
         self._pending_rows += len(rows)
+        self._arrivals += 1
         self._arrived.set()  # type: ignore[union-attr]
         return await request.answer
 
@@ -113,6 +137,8 @@ class AdaptiveBatcher:
         if loop is not self._loop:  # a new event loop (tests start several): fresh state
             self._pending.clear()
             self._pending_rows = 0
+            self._returning = self._arrivals = self._arrivals_at_answer = 0
+            self._answered_at = 0.0
         self._loop = loop
         self._arrived = asyncio.Event()
         self._worker = loop.create_task(self._run(), name="mlplug-batcher")
@@ -125,10 +151,10 @@ class AdaptiveBatcher:
                 arrived.clear()
                 await arrived.wait()
                 continue
-            # Wait for the batch to fill, at most max_wait after its oldest request came: under
-            # load that moment has passed while the previous batch computed, and nobody waits.
-            deadline = self._pending[0].arrived + self.max_wait
-            while self._pending_rows < self.max_rows:
+            # Wait for the batch to fill, at most max_wait after its oldest request came or the
+            # model came free, whichever is later (see the module).
+            deadline = max(self._pending[0].arrived, self._answered_at) + self.max_wait
+            while not self._full():
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
                     break
@@ -138,6 +164,13 @@ class AdaptiveBatcher:
                 except TimeoutError:
                     break
             await self._score(self._take())
+
+    def _full(self) -> bool:
+        """Whether the batch goes now: ``max_rows`` rows wait, or as many requests came
+        since the previous batch was answered as it held."""
+        if self._pending_rows >= self.max_rows:
+            return True
+        return 0 < self._returning <= self._arrivals - self._arrivals_at_answer
 
     def _take(self) -> list[_Request]:
         """The oldest requests that fit in one batch and share one model version (a hot swap
@@ -158,9 +191,12 @@ class AdaptiveBatcher:
         predictor = batch[0].predictor
         rows = [row for request in batch for row in request.rows]
         started = time.perf_counter()
+        for request in batch:
+            self.queued.observe(started - request.arrived)
         try:
             proba = await loop.run_in_executor(self._executor, predictor.proba, rows)
         except Exception as exc:
+            self._answered(batch)
             if len(batch) == 1:
                 _settle(batch[0], error=exc)
                 return
@@ -174,6 +210,7 @@ class AdaptiveBatcher:
                 except Exception as alone:
                     _settle(request, error=alone)
             return
+        self._answered(batch)
         self.compute.observe(time.perf_counter() - started)
         self.rows.observe(len(rows))
         self.requests.observe(len(batch))
@@ -181,6 +218,10 @@ class AdaptiveBatcher:
         for request in batch:
             _settle(request, proba[start : start + len(request.rows)])
             start += len(request.rows)
+
+    def _answered(self, batch: list[_Request]) -> None:
+        self._returning, self._arrivals_at_answer = len(batch), self._arrivals
+        self._answered_at = time.perf_counter()
 
     def close(self) -> None:
         if self._worker is not None and not self._worker.done():

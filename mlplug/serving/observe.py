@@ -3,8 +3,9 @@
 Plugins contribute observers through the ``register_traffic_observers`` hook (a monitoring
 plugin tracks every request into whylogs profiles from here). The request handler only
 appends a :class:`TrafficBatch` to a bounded buffer and returns; one background thread hands
-the batches to the observers every 20 ms. A slow or failing observer therefore never delays
-or fails a prediction: when the buffer is full, batches are dropped and counted.
+the batches to the observers in rounds (one every 20 ms while traffic comes, none without
+it). A slow or failing observer therefore never delays or fails a prediction: when the
+buffer is full, batches are dropped and counted.
 """
 
 from __future__ import annotations
@@ -89,10 +90,12 @@ TrafficObserverFactory = Callable[[ServingContext], "TrafficObserver | None"]
 class TrafficTap:
     """A bounded buffer in front of the observers, emptied by one daemon thread.
 
-    The request path only appends to a deque (atomic under the GIL, no lock, no wake-up);
-    the thread empties it every ``interval`` seconds. A ``queue.Queue`` would notify the
-    thread on every request, and that wake-up and the GIL hand-off it causes cost more than
-    a one-row prediction.
+    The request path only appends to a deque (atomic under the GIL, no lock) and wakes the
+    thread only when it sleeps; the awake thread empties the buffer every ``interval``
+    seconds and goes back to sleep when a round finds nothing. A ``queue.Queue`` would
+    notify the thread on every request, and that wake-up and the GIL hand-off it causes cost
+    more than a one-row prediction; a thread that polls on a timer costs its wake-ups on an
+    idle server too.
     """
 
     def __init__(
@@ -117,6 +120,10 @@ class TrafficTap:
         self._all = tuple(self.observers)
         self._skipped: dict[tuple[str, int], int] = {}
         self._reported: dict[tuple[str, int], int] = {}
+        #: True while the thread sleeps until traffic comes; the request path then sets
+        #: ``_wake`` (once: it clears the flag first), otherwise it does nothing more.
+        self._asleep = False
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_error_log: dict[str, float] = {}
@@ -141,12 +148,20 @@ class TrafficTap:
                 self._skipped[key] = self._skipped.get(key, 0) + rows
         if names:
             self._enqueue(make(), tuple(names))
+        elif self._asleep:
+            self._wake_thread()
 
     def _enqueue(self, batch: TrafficBatch, names: tuple[str, ...]) -> None:
         if len(self._buffer) >= self._maxsize:
             self._metrics.observer_dropped.inc()
             return
         self._buffer.append((batch, names))
+        if self._asleep:
+            self._wake_thread()
+
+    def _wake_thread(self) -> None:
+        self._asleep = False
+        self._wake.set()
 
     def start(self) -> None:
         if self.enabled and self._thread is None:
@@ -159,6 +174,7 @@ class TrafficTap:
         seconds), then close observers."""
         if self._thread is not None:
             self._stop.set()
+            self._wake.set()
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.warning(
@@ -174,22 +190,47 @@ class TrafficTap:
                 log.exception("traffic observer %r failed to close", name)
 
     def _drain(self) -> None:
+        """Rounds every ``interval`` while traffic comes; asleep (no timeout) without it."""
         while True:
             stopping = self._stop.wait(self._interval)
-            while self._buffer:
-                self._dispatch(*self._buffer.popleft())
-            self._report_skipped()
+            found = self._round()
             if stopping:
                 return
+            if found:
+                continue
+            # Nothing came during the last interval: sleep until a request (or close) wakes
+            # us. The flag is set before the buffer and the stop are checked again, so a
+            # request that appended after the round either sees it (and wakes us) or is seen
+            # here; the loop's next wait returns at once when stopping.
+            self._wake.clear()
+            self._asleep = True
+            if self._buffer or self._unreported() or self._stop.is_set():
+                self._asleep = False
+                continue
+            self._wake.wait()
 
-    def _report_skipped(self) -> None:
+    def _round(self) -> bool:
+        """Hand queued batches and skipped rows to the observers; whether there were any."""
+        found = False
+        while self._buffer:
+            found = True
+            self._dispatch(*self._buffer.popleft())
+        return self._report_skipped() or found
+
+    def _unreported(self) -> bool:
+        return any(total != self._reported.get(key, 0) for key, total in dict(self._skipped).items())
+
+    def _report_skipped(self) -> bool:
         totals = dict(self._skipped)
+        found = False
         for key, total in totals.items():
             rows = total - self._reported.get(key, 0)
             if rows:
+                found = True
                 self._reported[key] = total
                 name, version = key
                 self._call(name, "skipped", version, rows)
+        return found
 
     def _dispatch(self, batch: TrafficBatch, names: tuple[str, ...]) -> None:
         for name in names:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,61 @@ def test_batches_hold_at_most_max_rows_and_one_request_is_never_split() -> None:
     assert [len(a) for a in answers] == [1, 3, 2, 2, 1]
     assert predictor.calls == [4, 4, 1]
     assert batcher.takes(3) and not batcher.takes(4)  # a request that fills a batch goes alone
+
+
+class _Held(_Poisoned):
+    """A predictor whose first call waits until ``release`` is set (a batch still computing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def proba(self, rows: Sequence[Sequence[float]]) -> np.ndarray:
+        if not self.calls:
+            self.started.set()
+            self.release.wait(30)
+        return super().proba(rows)
+
+
+def test_a_batch_goes_once_the_clients_of_the_last_one_are_back() -> None:
+    """Four clients that send again once answered: after the first batch, each batch goes as
+    soon as all are back, without waiting out ``max_wait``; a fifth client whose request
+    arrived while the first batch computed waits for them instead of going alone (all four
+    would then wait behind it) or standing in for one of them (which would then wait a whole
+    batch)."""
+    batcher = AdaptiveBatcher(AdaptiveBatching(max_rows=8, max_wait_ms=60_000), CollectorRegistry())
+    predictor = _Held()
+
+    async def client(first: list[list[float]]) -> list[np.ndarray]:
+        answers = [await batcher.proba(predictor, first)]  # type: ignore[arg-type]
+        for _ in range(2):
+            answers.append(await batcher.proba(predictor, [[0.5]]))  # type: ignore[arg-type]
+        return answers
+
+    async def late_client() -> list[np.ndarray]:
+        while not predictor.started.is_set():  # until the first batch computes
+            await asyncio.sleep(0.001)
+        first = asyncio.ensure_future(batcher.proba(predictor, [[0.25]]))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)  # queued while the first batch still computes
+        predictor.release.set()
+        return [await first, await batcher.proba(predictor, [[0.25]])]  # type: ignore[arg-type]
+
+    async def run() -> list[Any]:
+        # Two rows each: the first batch fills max_rows and goes; the max_wait of a minute
+        # would fail the test by its timeout if any later batch waited for it.
+        clients = [client([[0.5], [0.5]]) for _ in range(4)]
+        return await asyncio.wait_for(asyncio.gather(*clients, late_client()), 30)
+
+    try:
+        *answers, late = asyncio.run(run())
+    finally:
+        batcher.close()
+    # The late request joined the clients' second batch (not a batch of its own), and all
+    # five came back for the third.
+    assert predictor.calls == [8, 5, 5]
+    assert all(np.allclose(a, [[0.75, 0.25]]) for a in late)
+    assert [len(a) for a in answers[0]] == [2, 1, 1] and len(answers) == 4
 
 
 def test_which_servers_batch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

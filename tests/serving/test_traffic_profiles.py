@@ -326,7 +326,7 @@ def test_the_profile_rate_is_validated(monkeypatch) -> None:
 def test_the_timer_flushes_when_traffic_stops(mlplug_store: Store) -> None:
     from mlplug.builtin.traffic_profiles import ProfileObserver
 
-    observer = ProfileObserver(toy_writer(mlplug_store, flush_seconds=0.2), tick=0.05)
+    observer = ProfileObserver(toy_writer(mlplug_store, flush_seconds=0.2))
     batch = TrafficBatch(task="toy", **toy_batch([1.0, 2.0]), received_at=time.time(), latency_seconds=0.0)
     observer.observe(batch)
     deadline = time.monotonic() + 20
@@ -337,6 +337,73 @@ def test_the_timer_flushes_when_traffic_stops(mlplug_store: Store) -> None:
     observer.close()
     assert profiled_rows(mlplug_store, "toy", 1) == (4, 2)
     assert observer._timer is not None and not observer._timer.is_alive()
+
+
+def _wakeups(thread: threading.Thread) -> int:
+    """Context switches of ``thread`` so far: a thread blocked without a timeout makes none."""
+    status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
+    return sum(int(line.split()[1]) for line in status.splitlines() if "ctxt_switches" in line)
+
+
+def _idle_wakeups(thread: threading.Thread, seconds: float) -> int:
+    time.sleep(0.3)  # let it finish what it was doing and fall asleep
+    before = _wakeups(thread)
+    time.sleep(seconds)
+    return _wakeups(thread) - before
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.batches: list[TrafficBatch] = []
+
+    def observe(self, batch: TrafficBatch) -> None:
+        self.batches.append(batch)
+
+    def close(self) -> None:
+        pass
+
+
+@needs_proc
+def test_the_observer_thread_sleeps_while_no_traffic_comes() -> None:
+    from mlplug.serving.metrics import ServingMetrics
+
+    recorder = _Recorder()
+    tap = TrafficTap({"recorder": recorder}, ServingMetrics("toy"), interval=0.01)
+    tap.start()
+    try:
+        thread = tap._thread
+        assert thread is not None
+        assert _idle_wakeups(thread, 0.5) == 0  # polling every 10 ms would wake it ~50 times
+        for value in (1.0, 2.0):
+            batch = TrafficBatch(task="toy", **toy_batch([value]), received_at=0.0, latency_seconds=0.0)
+            tap.offer(batch.version, 1, lambda batch=batch: batch)
+        deadline = time.monotonic() + 10
+        while len(recorder.batches) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [b.rows for b in recorder.batches] == [[[1.0]], [[2.0]]]  # a request wakes it
+        assert _idle_wakeups(thread, 0.5) == 0  # and it sleeps again once traffic stops
+    finally:
+        tap.close()
+
+
+@needs_proc
+def test_the_flush_timer_sleeps_once_the_window_is_written(mlplug_store: Store) -> None:
+    from mlplug.builtin.traffic_profiles import ProfileObserver
+
+    observer = ProfileObserver(toy_writer(mlplug_store, flush_seconds=0.2))
+    observer.observe(TrafficBatch(task="toy", **toy_batch([1.0]), received_at=0.0, latency_seconds=0.0))
+    deadline = time.monotonic() + 20
+    while not observer.writer.written and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        assert observer._timer is not None and len(observer.writer.written) == 1
+        assert _idle_wakeups(observer._timer, 1.5) == 0  # a 1 s tick would wake it
+    finally:
+        observer.close()
+    assert len(observer.writer.written) == 1  # nothing was left to write at close
 
 
 def test_the_flush_interval_must_be_positive(monkeypatch) -> None:
