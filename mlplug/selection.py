@@ -43,13 +43,10 @@ CV_FOLDS = 5
 #: ... unless the folds would take longer than this, estimated from the fitted model's own
 #: fit time (a transformer fine-tuned five more times): then the validation part decides.
 CV_MAX_SECONDS = 180.0
-#: Blend weights of the tuned model (the baseline gets the rest) tried for the ensemble,
-#: endpoints included: in cross-validation each fold's weight is chosen on the other folds,
-#: and "the baseline alone" or "the model alone" may be the right answer there. When the
-#: weight chosen on all rows is an endpoint, there is no blend candidate (it would be a
-#: member under another name). Endpoints first: on equal scores the first weight is kept,
-#: and a blend should not win a tie.
-BLEND_WEIGHTS = (1.0, 0.0, *(round(i / 10, 1) for i in range(1, 10)))
+#: Blend weights of the tuned model (the baseline gets the rest) tried for the ensemble.
+#: The endpoints 0 and 1 are there implicitly: they are the baseline and the model, which
+#: are candidates of their own, and a blend wins only when it is strictly better than both.
+BLEND_WEIGHTS = tuple(round(i / 10, 1) for i in range(1, 10))
 #: Display and tie-break order: on equal scores the tuned model wins, as it always has,
 #: then the baseline; a blend must be strictly better than both.
 KIND_ORDER = ("model", "baseline", "blend")
@@ -249,7 +246,8 @@ def _simplest_within_noise(ranked: list[Scored], higher: bool) -> tuple[Scored, 
             break
         gaps = sign * (np.asarray(best.folds) - np.asarray(candidate.folds))
         error = float(np.std(gaps, ddof=1) / math.sqrt(len(gaps)))
-        if float(np.mean(gaps)) <= error:
+        # An exact tie keeps the ranking's order (KIND_ORDER: the model), as it always has.
+        if 0 < float(np.mean(gaps)) <= error:
             return candidate, (
                 f"; the {best.kind}'s lead of {float(np.mean(gaps)):.4f} is within one standard error "
                 f"({error:.4f}) of the per-fold differences, so the simpler {candidate.kind} is kept"
@@ -300,9 +298,9 @@ def _search_baseline(
 def _blend(
     task: TaskType, data: Dataset, folds: list[tuple[np.ndarray, np.ndarray]], model: Scored, baseline: Scored
 ) -> Scored | None:
-    """The model-baseline blend (geometric, see :mod:`mlplug.blend`), or ``None`` when the
-    best weight on all rows is 0 or 1. In CV each fold is scored with the weight chosen on
-    the other folds' predictions, so the weight's choice does not flatter its own score."""
+    """The model-baseline blend (geometric, see :mod:`mlplug.blend`). In CV each fold is
+    scored with the weight chosen on the other folds' predictions, so the weight's choice
+    does not flatter its own score."""
 
     def score(weight: float, rows: np.ndarray) -> float:
         proba = blend_proba([model.proba[rows], baseline.proba[rows]], [weight, 1 - weight])
@@ -316,8 +314,6 @@ def _blend(
         weight = max(BLEND_WEIGHTS, key=lambda w: sign * score(w, others))
         scores.append(score(weight, test))
     weight = max(BLEND_WEIGHTS, key=lambda w: sign * score(w, everything))
-    if weight in (0.0, 1.0):
-        return None
     proba = blend_proba([model.proba, baseline.proba], [weight, 1 - weight])
     params = {"weight": weight, "model": dict(model.params), "baseline": dict(baseline.params)}
     return Scored("blend", params, tuple(scores), proba, task.evaluate(data, proba))

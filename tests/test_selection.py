@@ -217,18 +217,20 @@ def test_a_blend_stored_before_geometric_blending_still_predicts_as_it_did(tmp_p
     assert np.allclose(loaded.predict_proba(data.X), expected)
 
 
-def test_no_blend_candidate_when_one_member_alone_is_best() -> None:
+def test_the_blend_weight_is_chosen_inside_and_wins_only_by_being_better() -> None:
     task = LinearTask()
     data = task.synthesize(2000, seed=7)
     folds = selection._folds(data, 5, 0)
     rng = np.random.default_rng(1)
-    truth = _two(np.where(data.y == 1, 0.9, 0.1))  # ranks perfectly: every weight but 0 ties
+    strong = _two(1 / (1 + np.exp(-(3.0 * data.y + rng.normal(0, 1.0, len(data))))))
     noise = _two(rng.uniform(0.05, 0.95, len(data)))
-    scored = [
-        selection.Scored(kind, {}, (), proba, task.evaluate(data, proba))
-        for kind, proba in (("model", truth), ("baseline", noise))
-    ]
-    assert selection._blend(task, data, folds, scored[0], scored[1]) is None
+    model, useless = (
+        selection.Scored(kind, {}, selection._fold_scores(task, data, folds, p), p, task.evaluate(data, p))
+        for kind, p in (("model", strong), ("baseline", noise))
+    )
+    mixed = selection._blend(task, data, folds, model, useless)
+    assert mixed.params["weight"] == 0.9  # as close to the model alone as the grid goes
+    assert mixed.mean < model.mean  # so the model, not the blend, is chosen
     # Two members with independent errors: the blend averages them out, at a weight inside.
     noisy = [_two(1 / (1 + np.exp(-(2.0 * data.y + rng.normal(0, 1.5, len(data)))))) for _ in range(2)]
     model, baseline = (
@@ -267,6 +269,9 @@ def test_a_simpler_candidate_within_one_standard_error_of_the_best_wins() -> Non
     assert selection._simplest_within_noise(losses, higher=False)[0].kind == "baseline"
     steady_losses = [scored("model", (0.5,) * 5), scored("baseline", (0.6,) * 5)]
     assert selection._simplest_within_noise(steady_losses, higher=False)[0].kind == "model"
+    # An exact tie keeps the ranking's order: the model first, as always.
+    tie = [scored("model", (0.3, 0.2, 0.3, 0.2, 0.3)), scored("baseline", (0.3, 0.2, 0.3, 0.2, 0.3))]
+    assert selection._simplest_within_noise(tie, higher=True)[0].kind == "model"
     # One validation score has no spread: the best score wins.
     single = [scored("model", (0.3,)), scored("baseline", (0.29,))]
     assert selection._simplest_within_noise(single, higher=True)[0].kind == "model"
