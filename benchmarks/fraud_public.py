@@ -3,7 +3,7 @@ on public binary tables that pip packages ship (see ``benchmarks/public_tables.p
 
     flock -x /tmp/mlplug-cpu.lock .venv/bin/python benchmarks/fraud_public.py \\
         [--tables Default,Caravan] [--trials 4] [--out benchmarks/fraud_public.json] \\
-        [--before benchmarks/fraud_public_before.json] [--keep DIR]
+        [--before benchmarks/fraud_public_before.json] [--keep DIR] [--update]
 
 Per table: a stratified 70/30 split (fixed seed). The 70 % goes through the real CLI,
 ``mlplug train fraud --data train.csv --target T --trials 4``, against a Prefect server on
@@ -18,7 +18,9 @@ of its whole process tree (Ray workers included).
 
 Prints markdown tables and writes JSON (``--out``), with what mlplug's run stored about its
 choice (validation scores, split sizes, trials) for diagnosis. ``--before`` adds the PR-AUC
-of an earlier JSON as a column, to compare after a change.
+of an earlier JSON as a column, to compare after a change. ``--update`` merges the tables run
+into an existing ``--out`` JSON (replacing theirs) and prints the table for all of them, so a
+long run can be split into several holds of the CPU lock, a few tables each.
 """
 
 from __future__ import annotations
@@ -334,6 +336,25 @@ def _interval(entry: dict[str, float]) -> dict[str, float]:
     return {"estimate": entry["estimate"], "low": entry["low"], "high": entry["high"]}
 
 
+def merged(earlier: dict[str, Any], now: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``now``'s tables replacing or joining ``earlier``'s, in the order of ``TABLES``; refused
+    when the two runs differ in seed, trials or resamples (their rows would not compare)."""
+    for key in ("seed", "trials", "resamples"):
+        if earlier.get(key) != now[key]:
+            raise SystemExit(f"--update: the existing JSON has {key}={earlier.get(key)}, this run {now[key]}")
+    by_name = {r["table"]: r for r in earlier["results"]} | {r["table"]: r for r in now["results"]}
+    results = [by_name[name] for name in TABLES if name in by_name]
+    commands = earlier.get("commands", [earlier.get("command")])
+    document = {
+        **now,
+        "command": now["command"],
+        "commands": [*commands, now["command"]],
+        "seconds": round(earlier.get("seconds", 0) + now["seconds"], 1),
+        "results": results,
+    }
+    return document, results
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -348,6 +369,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/fraud_public.json"))
     parser.add_argument("--before", type=Path, help="an earlier --out JSON to compare with")
     parser.add_argument("--keep", type=Path, help="keep CSVs, stores and logs under this directory")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="merge these tables' results into an existing --out (same seed, trials and resamples)",
+    )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.tables.split(",") if n.strip()]
     unknown = sorted(set(names) - set(TABLES))
@@ -379,6 +405,8 @@ def main(argv: list[str] | None = None) -> None:
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "results": results,
     }
+    if args.update and args.out.is_file():
+        document, results = merged(json.loads(args.out.read_text()), document)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=2) + "\n")
     print(markdown(results, before))

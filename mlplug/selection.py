@@ -44,10 +44,19 @@ CV_FOLDS = 5
 #: fit time (a transformer fine-tuned five more times): then the validation part decides.
 CV_MAX_SECONDS = 180.0
 #: Blend weights of the tuned model (the baseline gets the rest) tried for the ensemble.
-BLEND_WEIGHTS = (0.25, 0.5, 0.75)
+#: The endpoints 0 and 1 are there implicitly: they are the baseline and the model, which
+#: are candidates of their own, and a blend wins only when it is strictly better than both.
+BLEND_WEIGHTS = tuple(round(i / 10, 1) for i in range(1, 10))
 #: Display and tie-break order: on equal scores the tuned model wins, as it always has,
 #: then the baseline; a blend must be strictly better than both.
 KIND_ORDER = ("model", "baseline", "blend")
+#: Candidates from the simplest to the most complex. With fold scores, the winner is the
+#: simplest candidate whose mean is within one standard error of the best mean (the
+#: "one-standard-error rule"; the error is that of the paired per-fold differences). Why:
+#: a difference smaller than its own noise is not evidence, and the comparison is tilted
+#: towards the tuned model, whose configuration was chosen on the validation part, rows
+#: that the folds score again; the baseline's grid is a handful of points.
+SIMPLICITY = ("baseline", "model", "blend")
 
 
 @dataclass(frozen=True)
@@ -195,8 +204,8 @@ def select(
         candidates,
         key=lambda c: (-c.mean if higher else c.mean, KIND_ORDER.index(c.kind)),
     )
-    winner = ranked[0]
-    reason = _reason(plan, winner, ranked, model.metrics.primary)
+    winner, within = _simplest_within_noise(ranked, higher)
+    reason = _reason(plan, winner, ranked, model.metrics.primary, within)
     where = (
         f"the out-of-fold predictions of {plan.folds}-fold cross-validation"
         if plan.method == "cv"
@@ -225,13 +234,34 @@ def _calibrated(proba: np.ndarray, calibration: CalibrationChoice) -> np.ndarray
     return np.column_stack([1.0 - positive, positive])
 
 
-def _reason(plan: SelectionPlan, winner: Scored, ranked: list[Scored], metric: str) -> str:
+def _simplest_within_noise(ranked: list[Scored], higher: bool) -> tuple[Scored, str]:
+    """The best-ranked candidate, or a simpler one whose mean is within one standard error
+    of the best (see :data:`SIMPLICITY`); and, when a simpler one won so, a clause saying why."""
+    best = ranked[0]
+    sign = 1.0 if higher else -1.0
+    for candidate in sorted(ranked[1:], key=lambda c: SIMPLICITY.index(c.kind)):
+        if SIMPLICITY.index(candidate.kind) >= SIMPLICITY.index(best.kind):
+            break
+        if len(best.folds) < 2 or len(candidate.folds) != len(best.folds):
+            break
+        gaps = sign * (np.asarray(best.folds) - np.asarray(candidate.folds))
+        error = float(np.std(gaps, ddof=1) / math.sqrt(len(gaps)))
+        # An exact tie keeps the ranking's order (KIND_ORDER: the model), as it always has.
+        if 0 < float(np.mean(gaps)) <= error:
+            return candidate, (
+                f"; the {best.kind}'s lead of {float(np.mean(gaps)):.4f} is within one standard error "
+                f"({error:.4f}) of the per-fold differences, so the simpler {candidate.kind} is kept"
+            )
+    return best, ""
+
+
+def _reason(plan: SelectionPlan, winner: Scored, ranked: list[Scored], metric: str, within: str = "") -> str:
     def show(c: Scored) -> str:
         spread = f" ± {c.spread:.4f}" if math.isfinite(c.spread) else ""
         return f"{c.kind} {c.mean:.4f}{spread}"
 
-    others = ", ".join(show(c) for c in ranked[1:])
-    return f"the {winner.kind} won {plan.description}: mean {metric} {show(winner)} vs {others}"
+    others = ", ".join(show(c) for c in ranked if c is not winner)
+    return f"the {winner.kind} won {plan.description}: mean {metric} {show(winner)} vs {others}{within}"
 
 
 def baseline_grid(task: TaskType) -> list[dict[str, Any]]:
@@ -268,8 +298,9 @@ def _search_baseline(
 def _blend(
     task: TaskType, data: Dataset, folds: list[tuple[np.ndarray, np.ndarray]], model: Scored, baseline: Scored
 ) -> Scored | None:
-    """The model-baseline blend. In CV each fold is scored with the weight chosen on the
-    other folds' predictions, so the weight's choice does not flatter its own score."""
+    """The model-baseline blend (geometric, see :mod:`mlplug.blend`). In CV each fold is
+    scored with the weight chosen on the other folds' predictions, so the weight's choice
+    does not flatter its own score."""
 
     def score(weight: float, rows: np.ndarray) -> float:
         proba = blend_proba([model.proba[rows], baseline.proba[rows]], [weight, 1 - weight])

@@ -43,7 +43,13 @@ def _save(model: Model, root: Path, sub: str) -> dict[str, Any] | None:
             _save_part(m, root, f"{sub}member-{i}-{kind}/")
             for i, (m, kind) in enumerate(zip(model.members, model.kinds, strict=True))
         ]
-        return {"kind": "blend", "weights": model.weights, "kinds": model.kinds, "members": members}
+        return {
+            "kind": "blend",
+            "weights": model.weights,
+            "kinds": model.kinds,
+            "combine": model.combine,
+            "members": members,
+        }
     if not sub:
         model.save(root)
         return None
@@ -88,5 +94,7 @@ def _load(task: TaskType, root: Path, spec: dict[str, Any], manifest: Path) -> M
         )  # type: ignore[return-value]
     if kind == "blend":
         members = [_load(task, root, m, manifest) for m in spec["members"]]
-        return BlendModel(members, spec["weights"], spec["kinds"])  # type: ignore[return-value]
+        # Blends stored before geometric blending have no "combine": they were arithmetic.
+        combine = spec.get("combine", "arithmetic")
+        return BlendModel(members, spec["weights"], spec["kinds"], combine)  # type: ignore[return-value]
     raise ModelFormatError(f"{manifest}: unknown model kind {kind!r}; expected task, calibrated or blend")

@@ -127,11 +127,26 @@ class SearchSpace:
 
     ``params`` maps names to ``ray.tune`` samplers or constants. ``max_steps`` is the most
     progress steps a trial may report; ``grace_steps`` the fewest before ASHA may stop it.
+    ``start_points`` are configurations tried first, before anything is sampled (Ray Tune's
+    ``points_to_evaluate``): each maps some of ``params``' names to values inside their
+    ranges, the rest is sampled. Put the library's defaults first, so a search can only
+    find something better on validation than the model a user would get untuned. With
+    fewer trials than points, the first points are tried.
     """
 
     params: Mapping[str, Any]
     max_steps: int = 10
     grace_steps: int = 1
+    start_points: Sequence[Mapping[str, Any]] = ()
+
+    def __post_init__(self) -> None:
+        for point in self.start_points:
+            unknown = sorted(set(point) - set(self.params))
+            if unknown:
+                raise ValueError(
+                    f"a start point names {unknown}, which the search space does not have; "
+                    f"known: {sorted(self.params)}"
+                )
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,8 @@ def tune_task(
         )
         params = {**space.params, **(fixed or {})}
         params.setdefault("seed", seed)
+        # The first trials start from the task's start points; what the user fixed still wins.
+        points = [{**point, **(fixed or {})} for point in space.start_points[:trials]]
         tuner = tune.Tuner(
             trainable,
             param_space=params,
@@ -141,7 +143,9 @@ def tune_task(
                 num_samples=trials,
                 scheduler=scheduler,
                 # Seeded; it also caps concurrency (Tune ignores max_concurrent_trials with it).
-                search_alg=BasicVariantGenerator(random_state=seed, max_concurrent=session.cpus),
+                search_alg=BasicVariantGenerator(
+                    points_to_evaluate=points, random_state=seed, max_concurrent=session.cpus
+                ),
             ),
             run_config=tune.RunConfig(
                 name="tune",

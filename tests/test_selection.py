@@ -164,3 +164,114 @@ def test_stored_wrappers_round_trip_and_score_rows(tmp_path) -> None:
     assert isinstance(loaded, CalibratedModel) and isinstance(loaded.inner, BlendModel)
     assert np.allclose(loaded.predict_proba(data.X), model.predict_proba(data.X))
     assert json.loads((tmp_path / "mlplug-model.json").read_text())["model"]["kind"] == "calibrated"
+
+
+def _two(p: np.ndarray) -> np.ndarray:
+    return np.column_stack([1 - p, p])
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p / (1 - p))
+
+
+def test_blends_are_geometric_so_a_members_class_weighting_does_not_change_the_ranking() -> None:
+    from mlplug.blend import blend_proba
+
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0.01, 0.3, 500), rng.uniform(0.01, 0.3, 500)
+    blended = blend_proba([_two(a), _two(b)], [0.7, 0.3])
+    assert np.allclose(blended.sum(axis=1), 1.0)
+    assert np.allclose(_logit(blended[:, 1]), 0.7 * _logit(a) + 0.3 * _logit(b))
+    # Class weights (or any prior shift) move b's log-odds by a constant: same blend ranking.
+    weighted_b = 1 / (1 + np.exp(-(_logit(b) + 2.0)))
+    shifted = blend_proba([_two(a), _two(weighted_b)], [0.7, 0.3])
+    assert np.array_equal(np.argsort(shifted[:, 1]), np.argsort(blended[:, 1]))
+    # An arithmetic mean of probabilities lets the inflated member take over the ranking.
+    plain = blend_proba([_two(a), _two(b)], [0.7, 0.3], "arithmetic")
+    inflated = blend_proba([_two(a), _two(weighted_b)], [0.7, 0.3], "arithmetic")
+    assert not np.array_equal(np.argsort(plain[:, 1]), np.argsort(inflated[:, 1]))
+    # More classes: the normalised geometric mean, rows summing to one.
+    three = [rng.dirichlet(np.ones(3), 50) for _ in range(2)]
+    mixed = blend_proba(three, [0.5, 0.5])
+    expected = np.sqrt(three[0] * three[1])
+    assert np.allclose(mixed, expected / expected.sum(axis=1, keepdims=True))
+
+
+def test_a_blend_stored_before_geometric_blending_still_predicts_as_it_did(tmp_path) -> None:
+    from mlplug.stored_model import load_model, save_model
+
+    task = LinearTask()
+    data = task.synthesize(1000, seed=6)
+    a, b = task.create_model(data.schema, {"steps": 3}), task.create_baseline(data.schema, {"C": 0.5})
+    a.fit(data)
+    b.fit(data)
+    old = BlendModel([a, b], [0.6, 0.4], ["model", "baseline"], combine="arithmetic")
+    save_model(old, tmp_path)
+    manifest = tmp_path / "mlplug-model.json"
+    spec = json.loads(manifest.read_text())
+    assert spec["model"].pop("combine") == "arithmetic"  # what an older mlplug wrote
+    manifest.write_text(json.dumps(spec))
+    loaded = load_model(task, tmp_path)
+    assert loaded.combine == "arithmetic"
+    expected = 0.6 * a.predict_proba(data.X) + 0.4 * b.predict_proba(data.X)
+    assert np.allclose(loaded.predict_proba(data.X), expected)
+
+
+def test_the_blend_weight_is_chosen_inside_and_wins_only_by_being_better() -> None:
+    task = LinearTask()
+    data = task.synthesize(2000, seed=7)
+    folds = selection._folds(data, 5, 0)
+    rng = np.random.default_rng(1)
+    strong = _two(1 / (1 + np.exp(-(3.0 * data.y + rng.normal(0, 1.0, len(data))))))
+    noise = _two(rng.uniform(0.05, 0.95, len(data)))
+    model, useless = (
+        selection.Scored(kind, {}, selection._fold_scores(task, data, folds, p), p, task.evaluate(data, p))
+        for kind, p in (("model", strong), ("baseline", noise))
+    )
+    mixed = selection._blend(task, data, folds, model, useless)
+    assert mixed.params["weight"] == 0.9  # as close to the model alone as the grid goes
+    assert mixed.mean < model.mean  # so the model, not the blend, is chosen
+    # Two members with independent errors: the blend averages them out, at a weight inside.
+    noisy = [_two(1 / (1 + np.exp(-(2.0 * data.y + rng.normal(0, 1.5, len(data)))))) for _ in range(2)]
+    model, baseline = (
+        selection.Scored(kind, {}, selection._fold_scores(task, data, folds, p), p, task.evaluate(data, p))
+        for kind, p in zip(("model", "baseline"), noisy, strict=True)
+    )
+    blend = selection._blend(task, data, folds, model, baseline)
+    assert blend is not None and 0.0 < blend.params["weight"] < 1.0
+    assert blend.mean > max(model.mean, baseline.mean)
+
+
+def test_a_simpler_candidate_within_one_standard_error_of_the_best_wins() -> None:
+    def scored(kind: str, folds: tuple[float, ...]) -> selection.Scored:
+        return selection.Scored(kind, {}, folds, np.zeros((0, 2)), None)  # type: ignore[arg-type]
+
+    noisy_lead = [
+        scored("model", (0.30, 0.05, 0.32, 0.08, 0.31)),
+        scored("baseline", (0.20, 0.15, 0.22, 0.16, 0.21)),
+    ]
+    winner, why = selection._simplest_within_noise(noisy_lead, higher=True)
+    assert winner.kind == "baseline" and "within one standard error" in why and "simpler baseline" in why
+    # The same mean lead, steady over the folds: evidence, so the model wins.
+    steady_lead = [
+        scored("model", (0.25, 0.20, 0.27, 0.21, 0.26)),
+        scored("baseline", (0.20, 0.15, 0.22, 0.16, 0.21)),
+    ]
+    assert selection._simplest_within_noise(steady_lead, higher=True) == (steady_lead[0], "")
+    # A blend within noise of the model gives way to the model, and lower-is-better metrics
+    # compare the right way round.
+    blend_first = [
+        scored("blend", (0.31, 0.29, 0.33, 0.28, 0.30)),
+        scored("model", (0.30, 0.30, 0.31, 0.29, 0.30)),
+    ]
+    assert selection._simplest_within_noise(blend_first, higher=True)[0].kind == "model"
+    losses = [scored("model", (0.5, 0.7, 0.5, 0.7, 0.55)), scored("baseline", (0.6,) * 5)]
+    assert selection._simplest_within_noise(losses, higher=False)[0].kind == "baseline"
+    steady_losses = [scored("model", (0.5,) * 5), scored("baseline", (0.6,) * 5)]
+    assert selection._simplest_within_noise(steady_losses, higher=False)[0].kind == "model"
+    # An exact tie keeps the ranking's order: the model first, as always.
+    tie = [scored("model", (0.3, 0.2, 0.3, 0.2, 0.3)), scored("baseline", (0.3, 0.2, 0.3, 0.2, 0.3))]
+    assert selection._simplest_within_noise(tie, higher=True)[0].kind == "model"
+    # One validation score has no spread: the best score wins.
+    single = [scored("model", (0.3,)), scored("baseline", (0.29,))]
+    assert selection._simplest_within_noise(single, higher=True)[0].kind == "model"
