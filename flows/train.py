@@ -124,9 +124,19 @@ def select(
 
 @step("refit")
 def refit(
-    task_type: TaskType, parts: training.Split, chosen: selection.Selection, fitted: training.Candidate
+    task_type: TaskType,
+    parts: training.Split,
+    chosen: selection.Selection,
+    fitted: training.Candidate,
+    p: TrainParameters,
 ) -> list[training.Candidate]:
-    return selection.refit(task_type, parts.train, parts.valid, chosen, fitted.model)
+    valid = parts.valid if p.refit_on_all_rows else None
+    if valid is None:
+        get_run_logger().info(
+            "refit_on_all_rows is off: registering the fits that selection validated (%d training rows)",
+            len(parts.train),
+        )
+    return selection.refit(task_type, parts.train, valid, chosen, fitted.model)
 
 
 @step("evaluate", **STORE_RETRIES)
@@ -243,7 +253,7 @@ def train_run(
         tuned = tune(task_type, parts, p)
         fitted = fit_model(task_type, parts, tuned, p)
         chosen = select(task_type, parts, fitted, p)
-        candidates = refit(task_type, parts, chosen, fitted)
+        candidates = refit(task_type, parts, chosen, fitted, p)
         evaluation = evaluate(task_type, registry, parts, candidates, chosen, champion, p)
         log.info(evaluation.selection)
         explanation = explain(task_type, evaluation.winner, parts)
@@ -266,7 +276,7 @@ def train_run(
             timings=dict(timings),  # the steps before registration
             selection_method=chosen.plan.description,
             calibration=chosen.calibration,
-            refit_rows=len(parts.train) + len(parts.valid),
+            refit_rows=len(parts.train) + (len(parts.valid) if p.refit_on_all_rows else 0),
         )
         artifacts = _run_artifacts(task_type, parts, evaluation)
         rendered = report(task_type, record, dataset, artifacts[layout.PREDICTIONS], registry)

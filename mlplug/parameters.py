@@ -70,6 +70,12 @@ class TrainParameters(Parameters):
         description="Margin on the primary metric by which a new model must beat the champion, on the "
         "same holdout rows, to be promoted.",
     )
+    refit_on_all_rows: bool = Field(
+        True,
+        description="Fit the chosen candidate again on the training and validation rows together before "
+        "registering it. Off: register the fit that selection validated (trained on the training rows "
+        "only), which saves a second fit of a costly model.",
+    )
     promote: bool = Field(True, description="Promote the new model to champion when it beats the champion.")
     cpus: int = Field(
         0, ge=0, description="CPUs for tuning; 0: all of this machine's (or the Ray cluster's)."

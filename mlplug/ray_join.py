@@ -164,7 +164,4 @@ def _token_message(address: str, ray_message: str) -> str:
             f"the Ray cluster at {address} requires token authentication and this driver sent "
             f"no token: set RAY_AUTH_MODE=token and {_SET_TOKEN.removeprefix('set ')}"
         )
-    return (
-        f"the Ray cluster at {address} refused this driver's token (from {token_source()}); "
-        f"{_SET_TOKEN}"
-    )
+    return f"the Ray cluster at {address} refused this driver's token (from {token_source()}); {_SET_TOKEN}"

@@ -360,18 +360,22 @@ def _build(task: TaskType, data: Dataset, kind: str, params: dict[str, Any]) -> 
 
 
 def refit(
-    task: TaskType, train: Dataset, valid: Dataset, selection: Selection, fitted_model: Model
+    task: TaskType, train: Dataset, valid: Dataset | None, selection: Selection, fitted_model: Model
 ) -> list[Candidate]:
     """Fit the candidates on all non-holdout rows with their chosen parameters, the winner
     wrapped in its calibration; each carries its selection scores. The tuned model's
     iteration count (or whatever its ``refit_params`` says) is scaled from its training
     rows to all of them. The tuned model is refitted only when the winner uses it (it may
-    be costly); otherwise its holdout figures are those of ``fitted_model``."""
-    data = concat(train, valid)
+    be costly); otherwise its holdout figures are those of ``fitted_model``.
+
+    Without ``valid`` (the run's ``refit_on_all_rows`` off) nothing is fitted again but the
+    baseline with its chosen parameters, on the training rows as the tuned model was: the
+    candidates are the fits that selection validated."""
+    data = train if valid is None else concat(train, valid)
     scale = len(data) / len(train)
     baseline_params = selection.get("baseline").params
     with Progress(f"refitting the {task.name} candidates", artifact_key(task.name, "refit"), "fits") as shown:
-        if selection.winner in ("model", "blend"):
+        if valid is not None and selection.winner in ("model", "blend"):
             model_params = {**selection.get("model").params, **refit_params(fitted_model, scale)}
             model = task.create_model(data.schema, model_params)
             fit_model(model, data, None, work=shown.update)

@@ -159,6 +159,8 @@ def test_a_fifo_or_a_device_is_refused_without_reading_it(tmp_path: Path) -> Non
         read_table(str(fifo))
     with pytest.raises(DataError, match=r"/dev/zero: is not a regular file"):
         read_table("/dev/zero", fmt="csv")  # would read until memory runs out
+
+
 def test_local_path_downloads_an_s3_object_to_a_temporary_file(
     s3_server: S3Server, s3_store, tmp_path: Path
 ) -> None:

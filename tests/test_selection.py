@@ -90,6 +90,20 @@ def test_small_table_is_chosen_by_cv_refit_on_all_rows_calibrated_and_served_so(
     assert "uncalibrated:yes" in columns and "registered:yes" in columns
 
 
+def test_without_the_refit_the_fits_that_selection_validated_are_registered(linear) -> None:
+    summary = train(task="linear", trials=0, rows=2000, seed=2, refit_on_all_rows=False)
+    mv = linear.model("linear", summary["version"])
+    record, _ = TrainingRecord.from_store(linear, mv)
+    # Nothing saw the validation rows: the registered model is the one selection scored.
+    assert record.refit_rows == mv.info["rows"]["train"] == 1280
+    loaded = load_version(LinearTask("linear"), linear, summary["version"])
+    fitted = leaves(loaded.model)
+    assert fitted and all(m.rows == 1280 for m in fitted)
+    main = [m for m in fitted if m.balanced]
+    if main:
+        assert main[0].params["steps"] == STEPS  # not scaled: no larger training set
+
+
 def test_a_run_that_fails_while_selecting_registers_nothing(linear) -> None:
     with pytest.raises(RuntimeError, match="baseline exploded"):
         train(task="brittle", trials=0, rows=600)

@@ -69,6 +69,10 @@ def test_the_demo_fine_tunes_minilm_from_its_package_with_the_mean_pooling_head(
     assert (params.model_name_or_path, params.pooling) == ("minilm", "mean")
     assert params.freeze_layers > 0  # their outputs are cached: the demo's time budget counts on it
     assert resolve_model_source(params.model_name_or_path) == str(packaged_minilm_dir())
+    # A second MiniLM fit on all non-holdout rows would not fit in the demo's 10 minutes.
+    from mlplug.parameters import TrainParameters
+
+    assert TrainParameters(**settings).refit_on_all_rows is False
 
 
 def test_create_model_rejects_a_schema_without_one_text_column(train_data) -> None:
