@@ -18,6 +18,7 @@ have given: this module never words an error of its own.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -48,10 +49,10 @@ def validate_batch(
         values = batch.column(col.name)
         if col.role in _NUMBERS:
             out = block[numbers.index(col)]
-            if not _fill_numbers(values, col, out, source):
+            if not _fill_numbers(values, col, out):
                 out[:] = _coerce_pandas(values, col, source, first_row).to_numpy(dtype=np.float64)
         else:
-            text = _texts(values, col, rows, source)
+            text = _texts(values, col, rows)
             texts[col.name] = text if text is not None else _coerce_pandas(values, col, source, first_row)
     frame = pd.DataFrame(block.T, columns=[c.name for c in numbers], copy=False)
     for position, col in enumerate(schema.features):
@@ -70,7 +71,7 @@ def _pieces(values: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
     return list(values.chunks) if isinstance(values, pa.ChunkedArray) else [values]
 
 
-def _fill_numbers(values: pa.Array | pa.ChunkedArray, col: Column, out: np.ndarray, source: str) -> bool:
+def _fill_numbers(values: pa.Array | pa.ChunkedArray, col: Column, out: np.ndarray) -> bool:
     """Write the column into ``out`` as float64; False when the pandas path must decide
     (another type, a value that fails a check)."""
     start = 0
@@ -83,7 +84,7 @@ def _fill_numbers(values: pa.Array | pa.ChunkedArray, col: Column, out: np.ndarr
         elif col.role is Role.BOOLEAN and pa.types.is_boolean(kind) and not piece.null_count:
             out[start:end] = piece.to_numpy(zero_copy_only=False)
         elif pa.types.is_dictionary(kind):
-            levels = _levels(piece, col, source)
+            levels = _levels(piece, col)
             if levels is None:
                 return False
             out[start:end] = levels.astype(np.float64)[_indices(piece, len(levels) - 1)]
@@ -96,20 +97,20 @@ def _fill_numbers(values: pa.Array | pa.ChunkedArray, col: Column, out: np.ndarr
     return bool(col.nullable and not np.isinf(out).any())
 
 
-def _texts(values: pa.Array | pa.ChunkedArray, col: Column, rows: int, source: str) -> np.ndarray | None:
+def _texts(values: pa.Array | pa.ChunkedArray, col: Column, rows: int) -> np.ndarray | None:
     """The column as an object array of str (missing as ""), or None for the pandas path."""
     if values.null_count and not col.nullable:
         return None
     pieces = _pieces(values)
     if len(pieces) == 1 and pa.types.is_dictionary(pieces[0].type):  # no copy into ``out``
-        levels = _levels(pieces[0], col, source)
+        levels = _levels(pieces[0], col)
         return None if levels is None else levels[_indices(pieces[0], len(levels) - 1)]
     out = np.empty(rows, dtype=object)
     start = 0
     for piece in pieces:
         end = start + len(piece)
         if pa.types.is_dictionary(piece.type):
-            levels = _levels(piece, col, source)
+            levels = _levels(piece, col)
             if levels is None:
                 return None
             out[start:end] = levels[_indices(piece, len(levels) - 1)]
@@ -121,7 +122,7 @@ def _texts(values: pa.Array | pa.ChunkedArray, col: Column, rows: int, source: s
     return out
 
 
-def _levels(piece: pa.DictionaryArray, col: Column, source: str) -> np.ndarray | None:
+def _levels(piece: pa.DictionaryArray, col: Column) -> np.ndarray | None:
     """The dictionary normalised as :meth:`Schema.validate` normalises a categorical column
     (each distinct value once), plus the value of a missing one last; None for the pandas
     path (a value that fails, a dictionary of non-text values or with a missing entry)."""
@@ -130,12 +131,31 @@ def _levels(piece: pa.DictionaryArray, col: Column, source: str) -> np.ndarray |
         return None
     if piece.null_count and not col.nullable:
         return None
-    categories = pd.Series(dictionary.to_numpy(zero_copy_only=False), dtype=object)
-    try:
-        levels = _coerce(categories, Column(col.name, col.role), source).to_numpy()
+    if len(dictionary) <= _CACHED_LEVELS:
+        # Every CSV block comes with its own dictionary, nearly always the same few words:
+        # normalising them through pandas costs a millisecond or two per column and chunk.
+        return _small_levels(col.role, tuple(dictionary.to_pylist()))
+    return _normalised(col.role, dictionary.to_numpy(zero_copy_only=False))
+
+
+#: Dictionaries up to this many values have their normalised levels cached.
+_CACHED_LEVELS = 256
+
+
+@functools.lru_cache(maxsize=64)
+def _small_levels(role: Role, values: tuple[str, ...]) -> np.ndarray | None:
+    levels = _normalised(role, np.array(values, dtype=object))
+    if levels is not None:
+        levels.flags.writeable = False  # shared by every chunk with this dictionary
+    return levels
+
+
+def _normalised(role: Role, values: np.ndarray) -> np.ndarray | None:
+    try:  # the column's name and nullability do not change how a value normalises
+        levels = _coerce(pd.Series(values, dtype=object), Column("", role), "").to_numpy()
     except DataError:  # the pandas path names the row where the value first occurs
         return None
-    blank = np.float64("nan") if col.role in _NUMBERS else ""
+    blank = np.float64("nan") if role in _NUMBERS else ""
     return np.append(levels, np.array([blank], dtype=levels.dtype))
 
 
