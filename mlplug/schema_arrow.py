@@ -5,8 +5,8 @@ file stores them, categorical and boolean columns dictionary-encoded). Convertin
 pandas and validating it column by column cost about as much as a third of the model's own
 time, mostly in copies: Arrow to pandas, each column coerced into a new array, and the frame
 consolidated once more. Here every number goes straight from its Arrow buffer into one
-float64 block (the layout the model gets from :meth:`Schema.validate`, and the one CatBoost
-reads fastest), checked there in place, and a dictionary-encoded column is normalised
+float64 block (the layout the model gets from :meth:`Schema.validate`, and the one a tree
+library reads fastest), checked there in place, and a dictionary-encoded column is normalised
 through its few distinct values, then expanded by index.
 
 Only the common, clean case is handled here. A column of another type, or one whose check
