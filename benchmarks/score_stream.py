@@ -3,6 +3,12 @@
     flock -x /tmp/mlplug-cpu.lock .venv/bin/python benchmarks/score_stream.py \\
         --rows 1000000 10000000 [--chunk-rows 250000] [--formats csv parquet]
 
+Repeated runs, one size and format per lock hold, reusing the model and inputs:
+
+    .venv/bin/python benchmarks/score_stream.py --work /tmp/ssb --rows 10000000 --prepare-only
+    flock -x /tmp/mlplug-cpu.lock .venv/bin/python benchmarks/score_stream.py --work /tmp/ssb \\
+        --rows 10000000 --formats parquet --kinds raw stream
+
 The fraud CatBoost model (default parameters, 20,000 synthetic rows) is registered in a
 temporary store; synthetic transaction files of each size are written (CSV, and Parquet
 with 250k-row row groups). Each measurement runs in its own process, whose peak RSS
@@ -26,6 +32,7 @@ Prints JSON and a Markdown table for benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -40,6 +47,7 @@ from benchmarks.memory import PeakMemory
 from mlplug.testing.servers import OFFLINE_ENV
 
 GENERATE_ROWS = 1_000_000
+KINDS = ("raw", "stream", "profile")
 
 
 def _write_inputs(tmp: Path, rows: int, formats: list[str]) -> dict[str, Path]:
@@ -159,7 +167,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--formats", nargs="+", default=["csv", "parquet"])
     parser.add_argument("--chunk-rows", type=int, default=250_000)
-    parser.add_argument("--child", choices=["raw", "stream", "profile"])
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
+    parser.add_argument(
+        "--work", help="folder kept between runs (model, inputs): repeat runs without regenerating"
+    )
+    parser.add_argument("--prepare-only", action="store_true", help="train and write the inputs only")
+    parser.add_argument("--child", choices=KINDS)
     parser.add_argument("--store")
     parser.add_argument("--input")
     parser.add_argument("--out")
@@ -172,20 +185,32 @@ def main() -> None:
 
     uptime_before = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     results = []
-    with tempfile.TemporaryDirectory(prefix="mlplug-stream-bench-") as tmp_name:
-        tmp = Path(tmp_name)
+    with contextlib.ExitStack() as stack:
+        if args.work:  # kept between runs: the model is trained and each input written once
+            tmp = Path(args.work)
+            tmp.mkdir(parents=True, exist_ok=True)
+        else:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlplug-stream-bench-")))
         home, store = tmp / "home", (tmp / "store").as_uri()
         os.environ.update({"MLPLUG_HOME": str(home), "MLPLUG_STORE": store, "MLPLUG_LOAD_PLUGINS": "fraud"})
-        _train(home, store, 20_000)
+        if not (tmp / "store").exists():
+            _train(home, store, 20_000)
         for rows in args.rows:
-            inputs = _write_inputs(tmp, rows, args.formats)
+            wanted = {fmt: tmp / f"tx-{rows}.{fmt}" for fmt in args.formats}
+            missing = [fmt for fmt, path in wanted.items() if not path.exists()]
+            inputs = {**wanted, **(_write_inputs(tmp, rows, missing) if missing else {})}
+            if args.prepare_only:
+                continue
             for fmt, path in inputs.items():
                 entry: dict[str, object] = {"rows": rows, "format": fmt, "mb": path.stat().st_size / 1e6}
-                for kind in ("raw", "stream", "profile"):
+                for kind in args.kinds:
                     entry[kind] = _measure(kind, store, path, tmp / f"out.{fmt}", args.chunk_rows)
                     print(fmt, rows, kind, json.dumps(entry[kind]), file=sys.stderr, flush=True)
                 results.append(entry)
-                path.unlink()
+                if not args.work:
+                    path.unlink()
+    if args.prepare_only:
+        return
     uptime_after = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(
         json.dumps(
@@ -203,7 +228,7 @@ def _table(results: list[dict]) -> str:  # type: ignore[type-arg]
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        raw, stream, prof = r["raw"], r["stream"], r["profile"]
+        raw, stream, prof = r["raw"], r["stream"], r.get("profile")
         n = r["rows"]
         raw_rate = n / raw["predict_s"]
         parse_rate = n / (raw["predict_s"] + raw["parse_s"])
@@ -211,13 +236,15 @@ def _table(results: list[dict]) -> str:  # type: ignore[type-arg]
         steps = stream["steps_s"]
         scoring = n / (steps["validate"] + steps["predict"] + steps["output"])
         e2e = n / stream["stream_s"]
+        profiled = f"{n / prof['wall_s']:,.0f}" if prof else "not run"
+        profile_rss = f"{prof['peak_rss_mib'] / 1024:.2f}" if prof else "-"
         lines.append(
             f"| {n:,} | {r['format']} ({r['mb']:.0f} MB) | {raw_rate:,.0f} | {parse_rate:,.0f} "
             f"| {frame_rate:,.0f} "
             f"| {scoring:,.0f} ({scoring / raw_rate:.0%}) "
             f"| {e2e:,.0f} ({e2e / parse_rate:.0%} / {e2e / frame_rate:.0%}; {e2e / raw_rate:.0%}) "
-            f"| {n / prof['wall_s']:,.0f} "
-            f"| {stream['peak_rss_mib'] / 1024:.2f} GiB ({prof['peak_rss_mib'] / 1024:.2f}) "
+            f"| {profiled} "
+            f"| {stream['peak_rss_mib'] / 1024:.2f} GiB ({profile_rss}) "
             f"| {raw['peak_rss_mib'] / 1024:.2f} GiB |"
         )
     return "\n".join(lines)

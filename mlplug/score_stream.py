@@ -29,6 +29,7 @@ import pyarrow as pa
 from mlplug.errors import DataError
 from mlplug.io import check_columns, local_path
 from mlplug.schema import Column, Role, Schema
+from mlplug.schema_arrow import validate_batch
 from mlplug.scoring import LoadedModel, ScoredTable, prediction_batch, prediction_frame
 from mlplug.settings import get_settings
 from mlplug.table_stream import (
@@ -186,18 +187,8 @@ def _score_chunk(
     sample: ReservoirSample,
 ) -> pa.RecordBatch:
     schema = loaded.schema
-    names = schema.feature_names
     clock = time.perf_counter()
-    if isinstance(chunk, pa.RecordBatch | pa.Table):
-        frame = chunk.select(names).to_pandas()
-        ids = None
-        if schema.id_column in chunk.schema.names:
-            column = chunk.column(schema.id_column)
-            ids = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    else:
-        frame = chunk[names]
-        ids = arrow_values(chunk[schema.id_column]) if schema.id_column in chunk.columns else None
-    features = schema.validate(frame, url, require_target=False, first_row=result.rows)[names]
+    features, ids = _features(schema, chunk, url, result.rows)
     validated = time.perf_counter()
     proba = np.asarray(loaded.model.predict_proba(features), dtype=np.float64)
     if proba.shape != (len(features), len(schema.classes)):
@@ -218,6 +209,25 @@ def _score_chunk(
     result.rows += len(features)
     result.chunks += 1
     return batch
+
+
+def _features(
+    schema: Schema, chunk: pa.RecordBatch | pa.Table | pd.DataFrame, url: str, first_row: int
+) -> tuple[pd.DataFrame, pa.Array | None]:
+    """The chunk's validated features and its ids. Arrow chunks are validated in Arrow
+    (:func:`validate_batch`: no pandas copy of every column); JSON lines chunks are pandas."""
+    names = schema.feature_names
+    if isinstance(chunk, pa.RecordBatch | pa.Table):
+        features = validate_batch(schema, chunk, url, first_row=first_row)
+        ids = None
+        if schema.id_column in chunk.schema.names:
+            column = chunk.column(schema.id_column)
+            ids = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    else:
+        frame = chunk[names]
+        features = schema.validate(frame, url, require_target=False, first_row=first_row)[names]
+        ids = arrow_values(chunk[schema.id_column]) if schema.id_column in chunk.columns else None
+    return features, ids
 
 
 def _raise_row_of(exc: ConversionError, url: str, path: Path, schema: Schema, chunk_rows: int) -> None:

