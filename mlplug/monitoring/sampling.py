@@ -5,11 +5,13 @@ Profiling every row of a saturated server costs 15-27 % of its throughput (whylo
 the same core), while drift compares shares per bin and needs a few thousand rows a window,
 not millions. So the sampler measures the rows answered per second over the last interval
 and keeps each request with probability ``rate / measured`` (1 while the measured rate is at
-most ``rate``). Each request of an interval has the same chance whatever its content, so a
-window's profile is a uniform sample of its traffic as long as the load is steady; when the
-load changes within a window, busy seconds are sampled more thinly than quiet ones (each
-second contributes at most about ``rate`` rows). Every request counts as seen, so a profile
-records how many rows its profiled rows were drawn from.
+most ``rate``). A burst is measured as soon as more than ``rate`` rows came in an
+interval, so at most about ``rate`` rows are profiled before the sampler knows the load.
+Each request of an interval has the same chance whatever its content, so a window's profile
+is a uniform sample of its traffic as long as the load is steady; when the load changes
+within a window, busy seconds are sampled more thinly than quiet ones (each second
+contributes at most about ``rate`` rows). Every request counts as seen, so a profile records
+how many rows its profiled rows were drawn from.
 
 Drawing a random number (and reading the clock) for every request costs a busy server more
 than the rows it keeps, so the sampler draws once per kept request how many requests to
@@ -79,7 +81,12 @@ class AdaptiveSampler:
         now = self._clock()
         self._rows += passed
         elapsed = now - self._started
-        if elapsed >= self._interval:
+        # While every request is kept, a burst is measured as soon as more than ``rate``
+        # rows came, not a whole interval later: at a saturating load the first second
+        # in full would be thousands of rows of profiling work at once.
+        if elapsed >= self._interval or (
+            self.rate > 0 and self.measured <= self.rate < self._rows / self._interval and elapsed > 0
+        ):
             self.measured = self._rows / elapsed
             self._started, self._rows = now, 0
         self._rows += rows
