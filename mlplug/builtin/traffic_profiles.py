@@ -100,9 +100,10 @@ class ProfileObserver:
         self.writer.add(batch.version, batch.features, batch.rows, batch.proba, batch.predictions)
         self._rows_waiting()
 
-    def admit(self, rows: int) -> bool:
-        """Asked by the tap on the request path: whether this request is profiled."""
-        return self.sampler.keep(rows)
+    def admit(self, rows: int, passed: int) -> tuple[bool, int]:
+        """Asked by the tap on the request path: whether this request is profiled, and how
+        many requests to leave out before asking again (``passed``: their rows so far)."""
+        return self.sampler.admit(rows, passed)
 
     def skipped(self, version: int, rows: int) -> None:
         """Rows the sampler left out, counted so each profile says what it was drawn from."""

@@ -49,22 +49,23 @@ async def answer_predict(state: ServingState, body: bytes) -> bytes:
     answer = predictor.render(proba, probability, labels, parsed.ids, parsed.batch)
     state.metrics.observe_predictions(predictor.version_number, labels, probability)
     if state.tap.enabled:
-        latency = time.perf_counter() - started
-        # The batch is built only if an observer admits it (a busy server profiles a sample).
-        state.tap.offer(
-            predictor.version_number,
-            len(parsed.rows),
-            lambda: TrafficBatch(
-                task=state.task.name,
-                version=predictor.version_number,
-                features=tuple(served.schema.feature_names),
-                rows=parsed.rows,
-                proba=proba,
-                predictions=labels,
-                received_at=received,
-                latency_seconds=latency,
-            ),
-        )
+        # Observers that sample say first whether they take this request: most requests of a
+        # busy server build no batch, read no clock and draw no random number.
+        names = state.tap.admit(predictor.version_number, len(parsed.rows))
+        if names:
+            state.tap.put(
+                TrafficBatch(
+                    task=state.task.name,
+                    version=predictor.version_number,
+                    features=tuple(served.schema.feature_names),
+                    rows=parsed.rows,
+                    proba=proba,
+                    predictions=labels,
+                    received_at=received,
+                    latency_seconds=time.perf_counter() - started,
+                ),
+                names,
+            )
     return answer
 
 

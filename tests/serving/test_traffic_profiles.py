@@ -305,9 +305,64 @@ def test_each_profile_records_the_rows_its_sample_was_drawn_from(mlplug_store: S
     profiles = [Profile.from_bytes(mlplug_store.get(k)) for k in keys]
     assert len(profiles) == 2 and [p.seen_rows() for p in profiles] == [1500, 1500]
     kept = sum(p.rows() for p in profiles)
-    assert 1000 + 150 < kept < 1000 + 250  # the first second in full, then about 100 a second
+    assert 100 + 200 < kept < 100 + 400  # the first 100 rows in full, then about 100 a second
     merged = read_merged(mlplug_store, keys)
     assert merged.seen_rows() == 3000 and merged.rows() == kept
+
+
+class _EveryThird:
+    """Takes one request in three: asked once per kept request, it leaves out the next two."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[int, int]] = []
+        self.batches: list[TrafficBatch] = []
+        self.skips: collections.Counter[int] = collections.Counter()
+
+    def admit(self, rows: int, passed: int) -> tuple[bool, int]:
+        self.asked.append((rows, passed))
+        return True, 2
+
+    def skipped(self, version: int, rows: int) -> None:
+        self.skips[version] += rows
+
+    def observe(self, batch: TrafficBatch) -> None:
+        self.batches.append(batch)
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_tap_asks_a_sampling_observer_only_when_its_gap_is_over() -> None:
+    observer = _EveryThird()
+    tap = sampling_tap(observer)
+    for i in range(9):  # requests of 1, 2, 3, ... rows; versions 1 and 2 alternate
+        batch = TrafficBatch(
+            task="toy", **toy_batch([0.0] * (i + 1), version=1 + i % 2), received_at=0.0, latency_seconds=0.0
+        )
+        tap.offer(batch.version, len(batch.rows), lambda batch=batch: batch)
+    drain(tap)
+    # Asked about requests 1, 4 and 7, each time with the rows left out since the last question.
+    assert observer.asked == [(1, 0), (4, 2 + 3), (7, 5 + 6)]
+    assert [len(b.rows) for b in observer.batches] == [1, 4, 7]
+    # Left out: requests 2, 3, 5, 6, 8, 9 with their rows, per version that answered them.
+    assert observer.skips == {2: 2 + 6 + 8, 1: 3 + 5 + 9}
+
+
+class _Broken(_EveryThird):
+    def admit(self, rows: int, passed: int) -> tuple[bool, int]:
+        raise RuntimeError("bug in a sampling observer")
+
+
+def test_an_admit_that_raises_leaves_the_request_out_and_is_counted(caplog) -> None:
+    observer = _Broken()
+    tap = sampling_tap(observer)
+    for value in (1.0, 2.0):
+        batch = TrafficBatch(task="toy", **toy_batch([value]), received_at=0.0, latency_seconds=0.0)
+        assert tap.admit(batch.version, len(batch.rows)) == ()
+    drain(tap)
+    assert observer.batches == [] and observer.skips == {1: 2}
+    assert tap._metrics.observer_errors.labels("profiles")._value.get() == 2
+    assert "failed" in caplog.text
 
 
 def test_the_sample_share_is_validated(monkeypatch) -> None:
