@@ -50,7 +50,7 @@ async def answer_predict(state: ServingState, body: bytes) -> bytes:
     state.metrics.observe_predictions(predictor.version_number, labels, probability)
     if state.tap.enabled:
         # Observers that sample say first whether they take this request: most requests of a
-        # busy server build no batch, read no clock and draw no random number.
+        # busy server build no batch, read no latency clock and draw no random number.
         names = state.tap.admit(predictor.version_number, len(parsed.rows))
         if names:
             state.tap.put(

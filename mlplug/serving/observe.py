@@ -166,15 +166,14 @@ class TrafficTap:
             if gate.skip:
                 gate.skip -= 1
                 gate.passed += rows
-                skipped = gate.skipped
-                skipped[version] = skipped.get(version, 0) + rows
-                continue
-            try:
-                kept, gate.skip = gate.admit(rows, gate.passed)
-            except Exception:
                 kept = False
-                self._failed(gate.name)
-            gate.passed = 0
+            else:
+                try:
+                    kept, gate.skip = gate.admit(rows, gate.passed)
+                except Exception:
+                    kept = False
+                    self._failed(gate.name)
+                gate.passed = 0
             if kept:
                 names += (gate.name,)
             else:
