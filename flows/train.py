@@ -15,11 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from mlplug import layout, selection, training
+from mlplug import row_fingerprints as fingerprints
 from mlplug.dataset import Dataset
 from mlplug.explaining import explain_model
 from mlplug.flowrun import STORE_RETRIES, fails_cleanly, open_run_registry
@@ -160,6 +162,31 @@ def evaluate(
     )
 
 
+@step("final fit")
+def final_fit(
+    task_type: TaskType,
+    parts: training.Split,
+    chosen: selection.Selection,
+    fitted: training.Candidate,
+    evaluation: training.Evaluation,
+    p: TrainParameters,
+) -> training.Candidate:
+    """The registered candidate fitted once more on every row, the holdout included: after
+    the comparison with the champion, the holdout has done its work, and a careful analyst
+    would not leave a fifth of the data out of the model they ship."""
+    winner = evaluation.winner
+    if not (p.refit_on_all_rows and p.refit_with_holdout):
+        return winner
+    more = selection.concat(parts.valid, parts.holdout)
+    [final] = selection.refit(task_type, parts.train, more, chosen, fitted.model, kinds=(winner.kind,))
+    get_run_logger().info(
+        "%s fitted again on all %d rows, the holdout included (its holdout figures are the compared fit's)",
+        winner.kind,
+        len(parts.train) + len(more),
+    )
+    return final
+
+
 @step("explain")
 def explain(task_type: TaskType, winner: training.Candidate, parts: training.Split) -> Explanation:
     return explain_model(task_type, winner.model, parts.holdout, rows=200)
@@ -256,7 +283,8 @@ def train_run(
         candidates = refit(task_type, parts, chosen, fitted, p)
         evaluation = evaluate(task_type, registry, parts, candidates, chosen, champion, p)
         log.info(evaluation.selection)
-        explanation = explain(task_type, evaluation.winner, parts)
+        registered = final_fit(task_type, parts, chosen, fitted, evaluation, p)
+        explanation = explain(task_type, registered, parts)
         record = TrainingRecord(
             task=task,
             run_kind=kind,
@@ -276,12 +304,18 @@ def train_run(
             timings=dict(timings),  # the steps before registration
             selection_method=chosen.plan.description,
             calibration=chosen.calibration,
-            refit_rows=len(parts.train) + (len(parts.valid) if p.refit_on_all_rows else 0),
+            refit_rows=sum(len(d) for d in _fitted_parts(parts, p)),
+            holdout_refit=registered is not evaluation.winner,
+            holdout_rows=fingerprints.digest(
+                fingerprints.row_fingerprints(
+                    parts.holdout.frame, fingerprints.row_columns(parts.holdout.schema.to_dict())
+                )
+            ),
         )
-        artifacts = _run_artifacts(task_type, parts, evaluation)
+        artifacts = _run_artifacts(task_type, parts, evaluation, registered, p)
         rendered = report(task_type, record, dataset, artifacts[layout.PREDICTIONS], registry)
         artifacts[layout.REPORT] = rendered.html.encode("utf-8")
-        version = register(registry, task_type, evaluation.winner, record, parts, artifacts)
+        version = register(registry, task_type, registered, record, parts, artifacts)
         promoted, reason = promote(registry, version, champion, evaluation.decision, p)
     finally:
         _timings.reset(token)
@@ -292,18 +326,41 @@ def train_run(
     return _summary(record, version, promoted, reason, registry, link, timings)
 
 
+def _fitted_parts(parts: training.Split, p: TrainParameters) -> list[Dataset]:
+    """The parts whose rows the registered model is fitted on."""
+    if not p.refit_on_all_rows:
+        return [parts.train]
+    return [parts.train, parts.valid, *([parts.holdout] if p.refit_with_holdout else [])]
+
+
+def _fitted_rows(parts: training.Split, p: TrainParameters) -> np.ndarray:
+    columns = fingerprints.row_columns(parts.train.schema.to_dict())
+    return fingerprints.fingerprints((d.frame for d in _fitted_parts(parts, p)), columns)
+
+
 def _run_artifacts(
-    task_type: TaskType, parts: training.Split, evaluation: training.Evaluation
+    task_type: TaskType,
+    parts: training.Split,
+    evaluation: training.Evaluation,
+    registered: training.Candidate,
+    p: TrainParameters,
 ) -> dict[str, bytes]:
-    """The version's files beside its record: the monitoring reference and the holdout
-    predictions of every candidate and the champion, for reports."""
+    """The version's files beside its record: the rows it was fitted on, the monitoring
+    reference and the holdout predictions of every candidate and the champion, for reports.
+    The reference holds the registered model's own outputs, since live traffic is compared
+    with what this model says; the predictions table the compared fits', as the holdout
+    figures are theirs."""
     winner = evaluation.winner
+    outputs = evaluation.probas[winner.kind]
+    if registered is not winner:
+        outputs = np.asarray(registered.model.predict_proba(parts.holdout.X))
     return {
+        layout.FITTED_ROWS: fingerprints.dump(_fitted_rows(parts, p)),
         layout.REFERENCE_PROFILE: reference_profile(
             task_type,
             parts.holdout.schema,
             parts.holdout.X,
-            evaluation.probas[winner.kind],
+            outputs,
             winner.valid_metrics.threshold,
         ),
         layout.PREDICTIONS: training.predictions_table(
@@ -339,6 +396,8 @@ def _summary(
         "reason": reason,
         "selection": record.selection,
         "selection_method": record.selection_method,
+        "fit_rows": record.refit_rows,
+        "holdout_refit": record.holdout_refit,
         "calibration": record.calibration.reason if record.calibration else "",
         "folds": {c.kind: list(c.folds) for c in record.candidates if c.folds},
         "primary_metric": holdout.primary,

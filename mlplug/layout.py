@@ -41,6 +41,8 @@ TRIALS = "trials.json"
 PREDICTIONS = "predictions.parquet"
 REFERENCE_PROFILE = "reference.profile"
 REPORT = "report.html"
+#: Fingerprints of the rows the version was fitted on (:mod:`mlplug.row_fingerprints`).
+FITTED_ROWS = "fitted_rows.npy"
 
 DRIFT = "drift.json"
 MANIFESTS = "manifests.yaml"

@@ -76,6 +76,14 @@ class TrainParameters(Parameters):
         "registering it. Off: register the fit that selection validated (trained on the training rows "
         "only), which saves a second fit of a costly model.",
     )
+    refit_with_holdout: bool = Field(
+        True,
+        description="After the comparison with the champion, fit the registered candidate once more on "
+        "every row, the holdout included, so that the version learns from all the data the run was "
+        "given. Its holdout figures and the promotion decision are those of the fit that was compared "
+        "(the same configuration without the holdout rows). Off: register the fit that was compared. "
+        "Applies only with refit_on_all_rows on.",
+    )
     promote: bool = Field(True, description="Promote the new model to champion when it beats the champion.")
     cpus: int = Field(
         0, ge=0, description="CPUs for tuning; 0: all of this machine's (or the Ray cluster's)."

@@ -67,6 +67,9 @@ class ChampionComparison:
     note: str
     #: On which rows ``value`` was measured.
     value_basis: str = SAME_ROWS
+    #: The registered model's metrics on the rows the champion was compared on, when those
+    #: are not the whole holdout (the champion was fitted on some holdout rows).
+    challenger: Metrics | None = None
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,15 @@ class TrainingRecord:
     selection_method: str = ""
     #: The calibration tried on the winner's out-of-sample predictions and what was kept.
     calibration: CalibrationChoice | None = None
-    #: Rows the registered model was fitted on (every non-holdout row after the refit).
+    #: Rows the registered model was fitted on (every non-holdout row after the refit, every
+    #: row when the holdout was added after the champion comparison).
     refit_rows: int | None = None
+    #: Whether the registered model was fitted again with the holdout rows after the
+    #: comparison (its holdout figures are then those of the fit that was compared).
+    holdout_refit: bool = False
+    #: The digest of the holdout's rows (:func:`mlplug.row_fingerprints.digest`): a later run
+    #: on the same rows can use this run's holdout figures for the fit that was compared.
+    holdout_rows: str = ""
 
     @property
     def registered(self) -> CandidateResult:
@@ -125,6 +135,8 @@ class TrainingRecord:
                         "version": champion.version,
                         "metrics": asdict(champion.metrics) if champion.metrics else None,
                         "note": champion.note,
+                        "value_basis": champion.value_basis,
+                        "challenger": asdict(champion.challenger) if champion.challenger else None,
                     }
                     if champion
                     else None,
@@ -151,6 +163,8 @@ class TrainingRecord:
             "selection": self.selection,
             "selection_method": self.selection_method,
             "refit_rows": self.refit_rows,
+            "holdout_refit": self.holdout_refit,
+            "holdout_rows": self.holdout_rows,
             "calibration": self.calibration.method if self.calibration else None,
             "decision": self.decision,
             "champion_at_training": self.champion.version if self.champion else None,
@@ -190,6 +204,8 @@ class TrainingRecord:
             selection_method=str(evaluation.get("selection_method") or info.get("selection_method") or ""),
             calibration=CalibrationChoice.from_dict(evaluation.get("calibration")),
             refit_rows=int(info["refit_rows"]) if isinstance(info.get("refit_rows"), int) else None,
+            holdout_refit=bool(info.get("holdout_refit", False)),
+            holdout_rows=str(info.get("holdout_rows") or ""),
         )
         return record, notes
 
@@ -265,12 +281,14 @@ def _champion(
     if at is None:
         return None
     raw = evaluation.get("champion")
+    challenger = None
     if isinstance(raw, dict) and "metrics" in raw:  # the record's own form
         metrics, note = metrics_of(raw.get("metrics")), str(raw.get("note", ""))
+        challenger = metrics_of(raw.get("challenger"))
     else:  # older versions stored the champion's metrics directly
         metrics, note = metrics_of(raw), ""
     value = business_value_of(value_raw.get("champion")) if isinstance(value_raw, dict) else None
-    basis = SAME_ROWS
+    basis = str(raw.get("value_basis") or SAME_ROWS) if isinstance(raw, dict) else SAME_ROWS
     if value is None:
         # Not recorded on the same rows: fall back to what the champion reported at its own
         # training, and say so, because the two holdouts differ.
@@ -280,7 +298,7 @@ def _champion(
             older = None
         value = business_value_of(older.info.get("business_value")) if older else None
         basis = f"as measured when v{at} was trained (a different holdout)"
-    return ChampionComparison(int(at), metrics, value, note, basis)
+    return ChampionComparison(int(at), metrics, value, note, basis, challenger)
 
 
 def _tuning(data: Mapping[str, Any]) -> TuneResult | None:

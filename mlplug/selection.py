@@ -360,42 +360,55 @@ def _build(task: TaskType, data: Dataset, kind: str, params: dict[str, Any]) -> 
 
 
 def refit(
-    task: TaskType, train: Dataset, valid: Dataset | None, selection: Selection, fitted_model: Model
+    task: TaskType,
+    train: Dataset,
+    more: Dataset | None,
+    selection: Selection,
+    fitted_model: Model,
+    *,
+    kinds: Sequence[str] | None = None,
 ) -> list[Candidate]:
-    """Fit the candidates on all non-holdout rows with their chosen parameters, the winner
-    wrapped in its calibration; each carries its selection scores. The tuned model's
-    iteration count (or whatever its ``refit_params`` says) is scaled from its training
-    rows to all of them. The tuned model is refitted only when the winner uses it (it may
-    be costly); otherwise its holdout figures are those of ``fitted_model``.
+    """Fit the candidates on the training rows and ``more`` (the validation part; after the
+    champion comparison, the holdout too) with their chosen parameters, the winner wrapped
+    in its calibration; each carries its selection scores. The tuned model's iteration count
+    (or whatever its ``refit_params`` says) is scaled from its training rows to all of them.
+    The tuned model is refitted only when a candidate asked for uses it (it may be costly);
+    otherwise its figures are those of ``fitted_model``. ``kinds``: only these candidates
+    (the final fit makes only the registered one); default every candidate, the tuned model
+    refitted when the winner uses it.
 
-    Without ``valid`` (the run's ``refit_on_all_rows`` off) nothing is fitted again but the
+    Without ``more`` (the run's ``refit_on_all_rows`` off) nothing is fitted again but the
     baseline with its chosen parameters, on the training rows as the tuned model was: the
     candidates are the fits that selection validated."""
-    data = train if valid is None else concat(train, valid)
+    data = train if more is None else concat(train, more)
     scale = len(data) / len(train)
+    wanted = [k for k in KIND_ORDER if kinds is None or k in kinds]
+    needs_model = set(kinds or (selection.winner,)) & {"model", "blend"}
+    needs_baseline = {"baseline", "blend"} & set(wanted)
     baseline_params = selection.get("baseline").params
+    baseline: Model | None = None
     with Progress(f"refitting the {task.name} candidates", artifact_key(task.name, "refit"), "fits") as shown:
-        if valid is not None and selection.winner in ("model", "blend"):
+        if more is not None and needs_model:
             model_params = {**selection.get("model").params, **refit_params(fitted_model, scale)}
             model = task.create_model(data.schema, model_params)
             fit_model(model, data, None, work=shown.update)
         else:
             model, model_params = fitted_model, dict(selection.get("model").params)
-        baseline = build_baseline(task, data.schema, baseline_params)
-        fit_model(baseline, data, None)
-    models: dict[str, tuple[Model, dict[str, Any]]] = {
-        "model": (model, model_params),
-        "baseline": (baseline, dict(baseline_params)),
-    }
-    if any(c.kind == "blend" for c in selection.candidates):
-        weight = float(selection.get("blend").params["weight"])
-        models["blend"] = (
-            BlendModel([model, baseline], [weight, 1 - weight], ["model", "baseline"]),  # type: ignore[arg-type]
-            {"weight": weight, "model": model_params, "baseline": dict(baseline_params)},
-        )
+        if needs_baseline:
+            baseline = build_baseline(task, data.schema, baseline_params)
+            fit_model(baseline, data, None)
+    models: dict[str, tuple[Model, dict[str, Any]]] = {"model": (model, model_params)}
+    if baseline is not None:
+        models["baseline"] = (baseline, dict(baseline_params))
+        if any(c.kind == "blend" for c in selection.candidates):
+            weight = float(selection.get("blend").params["weight"])
+            models["blend"] = (
+                BlendModel([model, baseline], [weight, 1 - weight], ["model", "baseline"]),  # type: ignore[arg-type]
+                {"weight": weight, "model": model_params, "baseline": dict(baseline_params)},
+            )
     calibrator = selection.calibration.calibrator
     out = []
-    for kind in KIND_ORDER:
+    for kind in wanted:
         if kind not in models:
             continue
         fitted, params = models[kind]

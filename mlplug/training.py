@@ -16,10 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from mlplug import layout
+from mlplug import row_fingerprints as fingerprints
 from mlplug.dataset import Dataset
 from mlplug.errors import AliasConflictError, DataError
 from mlplug.progress import Progress, artifact_key
-from mlplug.record import CandidateResult, ChampionComparison
+from mlplug.record import SAME_ROWS, CandidateResult, ChampionComparison, business_value_of
 from mlplug.registry import AliasRecord, ModelVersion, Registry
 from mlplug.stored_model import load_model
 from mlplug.task import BusinessValue, Metrics, Model, TaskType, fit_model
@@ -119,16 +121,23 @@ def choose(model: Candidate, baseline: Candidate) -> tuple[Candidate, str]:
 
 @dataclass(frozen=True)
 class ChampionScore:
-    """The version a new model must beat, scored on the run's holdout rows."""
+    """The version a new model must beat, scored on the run's holdout rows (those it was
+    not fitted on)."""
 
     #: ``None`` when the task has no committed version at all.
     version: ModelVersion | None
+    #: On ``rows`` of the holdout; ``None`` when it could not be compared (see ``note``).
     metrics: Metrics | None
+    #: On every holdout row, for the predictions table; ``None`` when not scored here.
     proba: np.ndarray | None
     note: str
     #: False when the task has versions but no champion alias (deleted): the latest version
     #: stands in for it.
     is_champion: bool = True
+    #: The holdout rows it is compared on, when not all of them: those it was not fitted on.
+    rows: np.ndarray | None = None
+    #: Its business value when it was not scored here (its own run's, on the same rows).
+    value: BusinessValue | None = None
 
     @property
     def whose(self) -> str:
@@ -138,12 +147,21 @@ class ChampionScore:
         return f"the latest version's (v{self.version.version}; the task has no champion alias)"
 
 
+#: Fewest holdout rows a champion that saw some of them is compared on.
+MIN_UNSEEN_ROWS = 30
+
+
 def score_champion(
     task: TaskType, registry: Registry, champion: AliasRecord | None, holdout: Dataset
 ) -> ChampionScore:
     """Score the current champion on this run's holdout, so both are compared on the same
     rows. Without a champion alias but with versions (the alias was deleted), the latest
-    version is the one to beat: a first-model promotion would silently replace them all."""
+    version is the one to beat: a first-model promotion would silently replace them all.
+
+    Holdout rows the champion was fitted on (its ``fitted_rows``) are left out of the
+    comparison: on them it would look better than it is. When it was fitted on all of them
+    because they are its own holdout, refitted with it after its comparison, the figures of
+    the fit it was compared with, on these same rows, stand in for it."""
     if champion is not None:
         mv = registry.model(task.name, champion.version)
         is_champion, who = True, f"champion v{mv.version}"
@@ -162,13 +180,61 @@ def score_champion(
     with tempfile.TemporaryDirectory(prefix="mlplug-champion-") as tmp:
         model = load_model(task, registry.download_model(task.name, mv.version, Path(tmp)))
         proba = np.asarray(model.predict_proba(holdout.frame[needed]))
+    seen = _seen_by(registry, mv, holdout)
+    if seen is None or not seen.any():
+        return ChampionScore(
+            mv,
+            task.evaluate(holdout, proba, threshold=mv.threshold),
+            proba,
+            f"{who} scored on the same holdout",
+            is_champion,
+        )
+    n, unseen = len(holdout), int((~seen).sum())
+    if seen.all() and mv.info.get("holdout_refit") and mv.info.get("holdout_rows") == _digest(mv, holdout):
+        return ChampionScore(
+            mv,
+            mv.as_metrics(),
+            proba,
+            f"{who} was fitted on these holdout rows after its own run compared it on them (same rows): "
+            "the figures of the fit it was compared with stand in for it",
+            is_champion,
+            value=business_value_of(mv.info.get("business_value")),
+        )
+    if unseen < MIN_UNSEEN_ROWS:
+        return ChampionScore(
+            mv,
+            None,
+            proba,
+            f"{who} was fitted on {n - unseen:,} of the {n:,} holdout rows, which leaves {unseen} "
+            f"(fewer than {MIN_UNSEEN_ROWS}) to compare on",
+            is_champion,
+        )
+    rows = ~seen
     return ChampionScore(
         mv,
-        task.evaluate(holdout, proba, threshold=mv.threshold),
+        task.evaluate(holdout.subset(rows), proba[rows], threshold=mv.threshold),
         proba,
-        f"{who} scored on the same holdout",
+        f"{who} scored on the {unseen:,} of the {n:,} holdout rows it was not fitted on",
         is_champion,
+        rows=rows,
     )
+
+
+def _seen_by(registry: Registry, mv: ModelVersion, holdout: Dataset) -> np.ndarray | None:
+    """Which holdout rows ``mv`` was fitted on; ``None`` when it does not say (older versions,
+    or a target this data lacks)."""
+    if layout.FITTED_ROWS not in mv.files or mv.schema.get("target") not in holdout.frame.columns:
+        return None
+    fitted = fingerprints.load(registry.artifact(mv.task, mv.version, layout.FITTED_ROWS))
+    return fingerprints.seen(_rows(mv, holdout), fitted)
+
+
+def _rows(mv: ModelVersion, holdout: Dataset) -> np.ndarray:
+    return fingerprints.row_fingerprints(holdout.frame, fingerprints.row_columns(mv.schema))
+
+
+def _digest(mv: ModelVersion, holdout: Dataset) -> str:
+    return fingerprints.digest(_rows(mv, holdout))
 
 
 def predictions_table(holdout: Dataset, probas: dict[str, np.ndarray | None]) -> bytes:
@@ -227,6 +293,9 @@ class Evaluation:
     champion_value: BusinessValue | None
     business_value: BusinessValue
     decision: PromotionDecision
+    #: The registered candidate's metrics on the rows the champion was compared on, when
+    #: those are not the whole holdout (it was fitted on some of them).
+    compared: Metrics | None = None
 
     @property
     def holdout(self) -> Metrics:
@@ -238,7 +307,14 @@ class Evaluation:
         champ = self.champion
         if champ.version is None:
             return None
-        return ChampionComparison(champ.version.version, champ.metrics, self.champion_value, champ.note)
+        basis = SAME_ROWS
+        if champ.rows is not None:
+            basis = f"on the {int(champ.rows.sum()):,} holdout rows it was not fitted on"
+        elif champ.value is not None:
+            basis = f"as measured in its own run, {SAME_ROWS}"
+        return ChampionComparison(
+            champ.version.version, champ.metrics, self.champion_value, champ.note, basis, self.compared
+        )
 
 
 def evaluate(
@@ -270,11 +346,17 @@ def evaluate(
     registered = next(r.holdout for r in results if r.kind == winner.kind)
     assert registered is not None
     champ = score_champion(task, registry, champion, holdout)
-    champ_value = (
-        task.business_value(holdout, champ.proba, champ.metrics)
-        if champ.proba is not None and champ.metrics is not None
-        else None
-    )
+    compared, champ_value = registered, champ.value
+    if champ.metrics is not None and champ.rows is not None:
+        # Only the rows the champion never saw: the new model is judged there too.
+        rows = holdout.subset(champ.rows)
+        compared = task.evaluate(
+            rows, probas[winner.kind][champ.rows], threshold=winner.valid_metrics.threshold
+        )
+        assert champ.proba is not None
+        champ_value = task.business_value(rows, champ.proba[champ.rows], champ.metrics)
+    elif champ.metrics is not None and champ.proba is not None and champ_value is None:
+        champ_value = task.business_value(holdout, champ.proba, champ.metrics)
     return Evaluation(
         winner=winner,
         selection=selection,
@@ -283,7 +365,8 @@ def evaluate(
         champion=champ,
         champion_value=champ_value,
         business_value=task.business_value(holdout, probas[winner.kind], registered),
-        decision=decide(registered, champ, min_delta),
+        decision=decide(compared, champ, min_delta),
+        compared=compared if champ.rows is not None else None,
     )
 
 

@@ -3,9 +3,11 @@ row, searching the baseline, calibrating, and serving the calibrated model (issu
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import mlplug
@@ -13,11 +15,19 @@ from flows.train import train
 from mlplug import selection, training
 from mlplug.blend import BlendModel
 from mlplug.calibration import CalibratedModel, choose_calibration, fit_calibrator
+from mlplug.dataset import Dataset
 from mlplug.record import TrainingRecord
 from mlplug.runtime import open_registry
 from mlplug.scoring import load_version
-from tests.linear_task import STEPS, LinearModel, LinearTask
+from tests.linear_task import SCHEMA, STEPS, LinearModel, LinearTask
 from tests.reporting.htmlcheck import parse
+
+
+class FileLinear(LinearTask):
+    """The linear task reading its rows from a CSV file."""
+
+    def load(self, url, options):
+        return Dataset(SCHEMA.validate(pd.read_csv(url), url), SCHEMA, url)
 
 
 class Linear:
@@ -25,6 +35,7 @@ class Linear:
     def register_tasks(self, register):
         register(LinearTask("linear"))
         register(LinearTask("brittle", fail_baseline=True))
+        register(FileLinear("filelinear"))
 
 
 @pytest.fixture
@@ -42,8 +53,20 @@ def leaves(model) -> list[LinearModel]:
     return [model]
 
 
+def assert_fitted_on(registry, version: int, rows: int):
+    """Every model inside the stored version was fitted on ``rows`` rows, the main model with
+    its reported steps scaled from the 1,280 training rows; returns the loaded version."""
+    loaded = load_version(LinearTask("linear"), registry, version)
+    fitted = leaves(loaded.model)
+    assert fitted and all(m.rows == rows for m in fitted)
+    main = [m for m in fitted if m.balanced]
+    if main:
+        assert main[0].params["steps"] == round(STEPS * rows / 1280)
+    return loaded
+
+
 def test_small_table_is_chosen_by_cv_refit_on_all_rows_calibrated_and_served_so(linear) -> None:
-    summary = train(task="linear", trials=0, rows=2000, seed=2)
+    summary = train(task="linear", trials=0, rows=2000, seed=2, refit_with_holdout=False)
     mv = linear.model("linear", summary["version"])
     record, notes = TrainingRecord.from_store(linear, mv)
     assert notes == []
@@ -59,12 +82,7 @@ def test_small_table_is_chosen_by_cv_refit_on_all_rows_calibrated_and_served_so(
     # Refit: every registered model saw all 1,600 non-holdout rows, the main model with its
     # reported steps scaled from the 1,280 training rows to 1,600.
     assert record.refit_rows == mv.info["rows"]["train"] + mv.info["rows"]["valid"] == 1600
-    loaded = load_version(LinearTask("linear"), linear, summary["version"])
-    fitted = leaves(loaded.model)
-    assert fitted and all(m.rows == 1600 for m in fitted)
-    main = [m for m in fitted if m.balanced]
-    if main:
-        assert main[0].params["steps"] == round(STEPS * 1600 / 1280)
+    loaded = assert_fitted_on(linear, summary["version"], 1600)
     # Class weights inflate the main model's probabilities; calibration fixes them, and the
     # stored version serves the calibrated ones (what predict, the server and monitoring load).
     assert record.calibration is not None and record.calibration.method in ("platt", "isotonic")
@@ -82,12 +100,87 @@ def test_small_table_is_chosen_by_cv_refit_on_all_rows_calibrated_and_served_so(
     assert "How the candidates were chosen" in text and "fold 5" in text and "spread" in text
     assert "drawn before and after calibration" in text
     predictions = linear.artifact("linear", summary["version"], "predictions.parquet")
-    import io
-
-    import pandas as pd
-
     columns = pd.read_parquet(io.BytesIO(predictions)).columns
     assert "uncalibrated:yes" in columns and "registered:yes" in columns
+
+
+def test_after_the_comparison_the_registered_version_is_fitted_on_every_row(linear) -> None:
+    summary = train(task="linear", trials=0, rows=2000, seed=2)
+    mv = linear.model("linear", summary["version"])
+    record, notes = TrainingRecord.from_store(linear, mv)
+    assert notes == []
+    assert record.holdout_refit and summary["holdout_refit"] is True
+    assert record.refit_rows == summary["fit_rows"] == sum(mv.info["rows"].values()) == 2000
+    assert_fitted_on(linear, summary["version"], 2000)
+    # The holdout figures are the compared fit's, the same as the run without the final fit
+    # (same seed, same split), and the report says which fit they belong to.
+    compared = train(task="linear", trials=0, rows=2000, seed=2, refit_with_holdout=False, promote=False)
+    assert summary["metrics"] == compared["metrics"] and summary["kind"] == compared["kind"]
+    assert compared["holdout_refit"] is False and compared["fit_rows"] == 1600
+    registered = [f"registered:{c}" for c in ("no", "yes")]
+    first, second = (
+        pd.read_parquet(io.BytesIO(linear.artifact("linear", v, "predictions.parquet")))
+        for v in (summary["version"], compared["version"])
+    )
+    assert first[registered].equals(second[registered])
+    # The champion was fitted on these very holdout rows, after its run compared it on them:
+    # what stands in for it is the compared fit's figures, here equal to the new run's.
+    record2, _ = TrainingRecord.from_store(linear, linear.model("linear", compared["version"]))
+    assert record2.champion is not None and "stand in" in record2.champion.note
+    assert record2.champion.metrics is not None
+    assert record2.champion.metrics.values == summary["metrics"]
+    assert "does not beat the champion's" in compared["reason"]
+    text = parse(linear.artifact("linear", summary["version"], "report.html").decode()).section_text[
+        "performance"
+    ]
+    assert "fitted once more on all 2,000 rows, the holdout included" in text
+    assert (
+        "The registered version was fitted on 1,600 rows"
+        in (
+            parse(linear.artifact("linear", compared["version"], "report.html").decode()).section_text[
+                "performance"
+            ]
+        )
+    )
+
+
+def test_a_champion_is_compared_only_on_holdout_rows_it_was_not_fitted_on(linear, tmp_path) -> None:
+    old = LinearTask().synthesize(2000, seed=2).frame
+    grown = pd.concat([old, LinearTask().synthesize(1000, seed=7).frame], ignore_index=True)
+    old.to_csv(tmp_path / "old.csv", index=False)
+    grown.to_csv(tmp_path / "grown.csv", index=False)
+    first = train(task="filelinear", trials=0, data=str(tmp_path / "old.csv"))
+    assert first["fit_rows"] == 2000  # every row, the holdout included
+    second = train(task="filelinear", trials=0, data=str(tmp_path / "grown.csv"))
+    # The second run's holdout mixes old rows (the champion was fitted on them) and new ones.
+    parts = training.split(FileLinear().load(str(tmp_path / "grown.csv"), {}), holdout=0.2, seed=0)
+    new = (
+        parts.holdout.frame.merge(old.drop_duplicates(), how="left", indicator=True)["_merge"] == "left_only"
+    )
+    assert 0 < new.sum() < len(parts.holdout)
+    mv = linear.model("filelinear", second["version"])
+    record, notes = TrainingRecord.from_store(linear, mv)
+    champion = record.champion
+    assert notes == [] and champion is not None and champion.version == first["version"]
+    assert f"scored on the {new.sum():,} of the {len(parts.holdout):,} holdout rows it was not fitted on" in (
+        champion.note
+    )
+    # Both are judged on those rows: the champion's figures and the new model's.
+    assert champion.metrics is not None and champion.challenger is not None
+    predictions = pd.read_parquet(
+        io.BytesIO(linear.artifact("filelinear", mv.version, "predictions.parquet"))
+    )
+    task = FileLinear()
+    rows = parts.holdout.subset(new.to_numpy())
+    champ = task.evaluate(rows, predictions[["champion:no", "champion:yes"]].to_numpy()[new.to_numpy()])
+    mine = task.evaluate(rows, predictions[["registered:no", "registered:yes"]].to_numpy()[new.to_numpy()])
+    assert champion.metrics.score == pytest.approx(champ.score)
+    assert champion.challenger.score == pytest.approx(mine.score)
+    assert f"{champion.challenger.score:.4f}" in second["reason"] and f"{champ.score:.4f}" in second["reason"]
+    text = parse(linear.artifact("filelinear", mv.version, "report.html").decode()).section_text[
+        "performance"
+    ]
+    assert "holdout rows it was not fitted on (it was fitted on the others)" in text
 
 
 def test_without_the_refit_the_fits_that_selection_validated_are_registered(linear) -> None:
@@ -96,12 +189,7 @@ def test_without_the_refit_the_fits_that_selection_validated_are_registered(line
     record, _ = TrainingRecord.from_store(linear, mv)
     # Nothing saw the validation rows: the registered model is the one selection scored.
     assert record.refit_rows == mv.info["rows"]["train"] == 1280
-    loaded = load_version(LinearTask("linear"), linear, summary["version"])
-    fitted = leaves(loaded.model)
-    assert fitted and all(m.rows == 1280 for m in fitted)
-    main = [m for m in fitted if m.balanced]
-    if main:
-        assert main[0].params["steps"] == STEPS  # not scaled: no larger training set
+    assert_fitted_on(linear, summary["version"], 1280)  # steps not scaled: no larger training set
 
 
 def test_a_run_that_fails_while_selecting_registers_nothing(linear) -> None:

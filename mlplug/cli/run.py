@@ -22,6 +22,13 @@ def print_summary(summary: dict[str, Any]) -> None:
         typer.echo(f"  chosen: {summary['selection']}")
     if summary.get("calibration"):
         typer.echo(f"  calibration: {summary['calibration']}")
+    if summary.get("holdout_refit"):
+        typer.echo(
+            f"  fitted on: all {summary['fit_rows']:,} rows, the holdout included, after the comparison "
+            "(holdout figures are the compared fit's)"
+        )
+    elif summary.get("fit_rows"):
+        typer.echo(f"  fitted on: {summary['fit_rows']:,} rows")
     typer.echo(f"  {'promoted to champion' if summary['promoted'] else 'not promoted'}: {summary['reason']}")
     typer.echo(f"  business value: {summary['business_value']}")
     typer.echo(f"  artifacts: {summary['store']}")

@@ -136,6 +136,15 @@ class ReportContext:
         return self.record.champion.value if self.record and self.record.champion else None
 
     @property
+    def champion_subset(self) -> tuple[str, Metrics] | None:
+        """When the champion was compared on part of the holdout only (it was fitted on the
+        rest): on which rows, and the registered model's metrics on them."""
+        champ = self.record.champion if self.record else None
+        if champ is None or champ.challenger is None:
+            return None
+        return champ.value_basis, champ.challenger
+
+    @property
     def champion_value_basis(self) -> str:
         return self.record.champion.value_basis if self.record and self.record.champion else ""
 

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from mlplug.record import TrainingRecord
 from mlplug.reporting import format as fmt
 from mlplug.reporting import html, plots
 from mlplug.reporting.context import ReportContext
@@ -72,9 +73,9 @@ def _candidates(ctx: ReportContext) -> list[tuple[str, Metrics]]:
     if ctx.other is not None:
         out.append((ctx.other_kind or "other candidate", ctx.other))
     if ctx.champion is not None:
-        out.append(
-            (f"champion v{ctx.champion_version}" if ctx.champion_version else "champion", ctx.champion)
-        )
+        label = f"champion v{ctx.champion_version}" if ctx.champion_version else "champion"
+        subset = ctx.champion_subset
+        out.append((f"{label} ({subset[0]})" if subset else label, ctx.champion))
     return out
 
 
@@ -95,9 +96,10 @@ def _headline(ctx: ReportContext, m: Metrics) -> str:
         f"The registered {ctx.candidate_kind or 'model'} scores {m.primary} = {fmt.number(m.score)} "
         f"on the holdout{rows}; {direction} is better."
     )
+    subset = ctx.champion_subset
     for label, other in (
         (ctx.other_kind or "the other candidate", ctx.other),
-        (f"the champion v{ctx.champion_version}", ctx.champion),
+        (f"the champion v{ctx.champion_version}", None if subset else ctx.champion),
     ):
         if other is not None and m.primary in other.values:
             diff = m.score - other.values[m.primary]
@@ -105,6 +107,14 @@ def _headline(ctx: ReportContext, m: Metrics) -> str:
                 f" Against {label}: {fmt.number(other.values[m.primary])} "
                 f"({fmt.signed(diff)}, {_better(m, diff)})."
             )
+    if subset and ctx.champion is not None and m.primary in ctx.champion.values:
+        (basis, mine), theirs = subset, ctx.champion.values[m.primary]
+        diff = mine.score - theirs
+        text += (
+            f" Against the champion v{ctx.champion_version}, {basis} (it was fitted on the others): "
+            f"{fmt.number(theirs)} against {fmt.number(mine.score)} for the registered "
+            f"{ctx.candidate_kind or 'model'} on those rows ({fmt.signed(diff)}, {_better(mine, diff)})."
+        )
     if ctx.champion is None:
         text += " There was no champion to compare with on these rows."
     return text
@@ -174,6 +184,7 @@ def _selection_blocks(ctx: ReportContext) -> list[Html]:
         html.heading("How the candidates were chosen"),
         html.paragraph(
             f"Candidates were compared {record.selection_method or 'on validation data'}; {primary} per fold."
+            + _fit_rows_sentence(record)
         ),
         html.table(rows, columns, highlight=[str(r["candidate"]).endswith("(registered)") for r in rows]),
     ]
@@ -513,3 +524,15 @@ def _attribution_blocks(ctx: ReportContext) -> list[Html]:
         ]
         blocks.append(html.details(f"per-row attributions (first {len(rows)} rows)", html.table(rows)))
     return blocks
+
+
+def _fit_rows_sentence(record: TrainingRecord) -> str:
+    if record.refit_rows is None:
+        return ""
+    if record.holdout_refit:
+        return (
+            f" After the comparison with the champion, the registered version was fitted once more on all "
+            f"{record.refit_rows:,} rows, the holdout included; its holdout figures in this report are those "
+            "of the same configuration fitted without the holdout rows, the fit that was compared."
+        )
+    return f" The registered version was fitted on {record.refit_rows:,} rows."

@@ -65,7 +65,7 @@ def test_drift_event_triggers_a_refit_that_registers_a_challenger(
     assert first["version"] == 1 and registry.alias("fraud").version == 1
 
     calm = monitor(task="fraud", rows=2000, seed=4, drift=0.0)
-    assert calm["drifted"] is False and calm["event"] is None
+    assert calm["drifted"] is False and calm["event"] is None, calm
     alarm = monitor(task="fraud", rows=2000, seed=5, drift=1.0)
     assert alarm["drifted"] is True and alarm["event"], alarm
 
