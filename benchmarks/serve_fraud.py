@@ -16,6 +16,12 @@ core 0 while ``mlplug loadtest`` runs pinned to core 1 (``taskset``):
 - for reference, a raw ASGI callable that returns a constant: uvicorn alone.
 
 Targets: mlplug >= 5x MLflow's throughput, p99 < 15 ms, >= 60% of the bare endpoint.
+
+``--configs`` lists the mlplug servers, measured in that order (default ``default,off``):
+``default`` (the environment as it is), ``off`` (``MLPLUG_MONITORING=false``), a number
+(``MLPLUG_PROFILE_RATE`` rows per second) or ``NAME=VALUE`` pairs joined by ``+``, so
+profiling settings compare within one run (``profiles_costs``: each against ``off``);
+``--skip-bare`` leaves out the bare FastAPI and ASGI servers to keep a run short.
 Prints a JSON summary and a Markdown table for benchmarks/RESULTS.md.
 """
 
@@ -77,6 +83,7 @@ mlflow.catboost.save_model(model, sys.argv[2])
 
 OURS = "mlplug serve (auth + validation + traffic profiles)"
 OURS_NO_PROFILES = "mlplug serve, monitoring off"
+OURS_PREFIX = "mlplug serve"
 
 
 def _taskset(core: int) -> list[str]:
@@ -174,6 +181,32 @@ def _load(url: str, bodies: Path, args: argparse.Namespace, headers_key: bool) -
     return json.loads(out.stdout)
 
 
+def _configs(text: str) -> list[tuple[str, dict[str, str]]]:
+    """``default,50,off`` -> the mlplug servers to measure: (result name, extra environment).
+
+    An item is ``default``, ``off``, a number (``MLPLUG_PROFILE_RATE``) or ``NAME=VALUE``
+    pairs joined by ``+`` (any other environment, e.g. ``MLPLUG_PROFILE_SAMPLE=0.000001``).
+    """
+    configs = []
+    for item in (part.strip() for part in text.split(",")):
+        if item == "default":
+            configs.append((OURS, {}))
+        elif item == "off":
+            configs.append((OURS_NO_PROFILES, {"MLPLUG_MONITORING": "false"}))
+        elif "=" in item:
+            env = dict(pair.split("=", 1) for pair in item.split("+"))
+            configs.append((f"{OURS_PREFIX}, {item}", env))
+        else:
+            try:
+                rate = float(item)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"{item!r}: not default, off, a rate or NAME=VALUE"
+                ) from None
+            configs.append((f"{OURS}, MLPLUG_PROFILE_RATE={item}", {"MLPLUG_PROFILE_RATE": f"{rate:g}"}))
+    return configs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=float, default=15.0)
@@ -182,6 +215,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--mlflow-venv", type=Path, default=Path("/tmp/mlflow-venv"))
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument("--skip-bare", action="store_true")
+    parser.add_argument("--configs", type=_configs, default=_configs("default,off"))
     args = parser.parse_args()
     os.environ.update(OFFLINE_ENV)
     results: dict[str, dict] = {}
@@ -204,10 +239,11 @@ def main() -> None:
         base_env = {**os.environ}
 
         (tmp / "bare_app.py").write_text(BARE_APP)
-        for name, target in (
+        bare_servers = (
             ("bare FastAPI (constant)", "bare_app:app"),
             ("bare ASGI (constant)", "bare_app:raw"),
-        ):
+        )
+        for name, target in () if args.skip_bare else bare_servers:
             port = free_port()
             bare = [
                 *_taskset(0), str(BIN / "uvicorn"), target, "--app-dir", str(tmp),
@@ -220,9 +256,9 @@ def main() -> None:
 
         port = free_port()
         serve = serve_command("fraud", port)
-        # The default server profiles its traffic for monitoring; the second run switches that
-        # off, so the difference is the cost of the traffic observer.
-        for name, extra in ((OURS, {}), (OURS_NO_PROFILES, {"MLPLUG_MONITORING": "false"})):
+        # The default server profiles its traffic for monitoring; `off` switches that off, so
+        # the difference is the cost of the traffic observer.
+        for name, extra in args.configs:
             env = {**base_env, "MLPLUG_API_KEYS": API_KEY, **extra}
             with _server(serve, env, f"http://{LOOPBACK}:{port}/readyz", tmp / "mlplug.log"):
                 results[name] = _load(f"http://{LOOPBACK}:{port}/predict", plain, args, True)
@@ -254,18 +290,33 @@ def main() -> None:
                     f"http://{LOOPBACK}:{port}/invocations", framed, args, False
                 )
     uptime_after = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    ours = results[OURS]
-    bare_rps = results["bare FastAPI (constant)"]["throughput_rps"]
-    summary = {
+    summary: dict = {
         "concurrency": args.concurrency,
         "duration_s": args.duration,
         "pinning": "server on core 0, load generator on core 1" if _taskset(0) else "no taskset: unpinned",
         "uptime_before": uptime_before,
         "uptime_after": uptime_after,
         "results": results,
-        "mlplug_vs_bare": round(ours["throughput_rps"] / bare_rps, 3),
-        "profiles_cost": round(1 - ours["throughput_rps"] / results[OURS_NO_PROFILES]["throughput_rps"], 3),
     }
+    # The default server, or the first profiling configuration measured.
+    ours = results.get(OURS) or next(
+        (r for n, r in results.items() if n.startswith(OURS_PREFIX) and n != OURS_NO_PROFILES),
+        results[args.configs[0][0]],
+    )
+    if "bare FastAPI (constant)" in results:
+        summary["mlplug_vs_bare"] = round(
+            ours["throughput_rps"] / results["bare FastAPI (constant)"]["throughput_rps"], 3
+        )
+    if OURS_NO_PROFILES in results:
+        off = results[OURS_NO_PROFILES]["throughput_rps"]
+        # One figure per profiling configuration: its throughput below monitoring off.
+        costs = {
+            n: round(1 - r["throughput_rps"] / off, 3)
+            for n, r in results.items()
+            if n.startswith(OURS_PREFIX) and n != OURS_NO_PROFILES
+        }
+        summary["profiles_cost"] = costs.get(OURS, next(iter(costs.values()), None))
+        summary["profiles_costs"] = costs
     if "mlflow models serve" in results:
         summary["mlplug_vs_mlflow"] = round(
             ours["throughput_rps"] / results["mlflow models serve"]["throughput_rps"], 2

@@ -55,8 +55,10 @@ class Settings(BaseSettings):
     #: Buffered rows that make a server write a profile before the interval is up.
     profile_max_rows: int = Field(default=50_000, ge=1)
     #: Rows per second a server profiles in full; above it, a uniform sample of about this
-    #: many rows per second (``mlplug.monitoring.sampling``). 0 profiles every row.
-    profile_rate: float = Field(default=200.0, ge=0)
+    #: many rows per second (``mlplug.monitoring.sampling``). 0 profiles every row. 20 rows/s
+    #: put 1,200 rows in a one-minute profile and 72,000 in an hour, against the monitor's
+    #: ``min_rows`` of 500; more rows do not sharpen a decision the reference's noise bounds.
+    profile_rate: float = Field(default=20.0, ge=0)
     #: A fixed share of answered requests a server profiles, on top of ``profile_rate``
     #: (drift compares shares, so a uniform sample does not bias it).
     profile_sample: float = Field(default=1.0, gt=0, le=1)
