@@ -30,7 +30,7 @@ from mlplug.errors import DataError
 from mlplug.io import check_columns, local_path
 from mlplug.schema import Column, Role, Schema, categories_as_text, text_as_categories
 from mlplug.schema_arrow import validate_batch
-from mlplug.scoring import LoadedModel, ScoredTable, prediction_batch, prediction_frame
+from mlplug.scoring import LABEL_COLUMN, LoadedModel, ScoredTable, prediction_batch, prediction_frame
 from mlplug.settings import get_settings
 from mlplug.table_stream import (
     ChunkWriter,
@@ -140,7 +140,8 @@ def score_file(
         check_columns(header, url, get_settings().max_columns)
         schema.check_columns(header, url, require_target=False)
         try:
-            _pipeline(loaded, chunks, url, ChunkWriter(out), result, sample)
+            writer = ChunkWriter(out, few_values=[LABEL_COLUMN])
+            _pipeline(loaded, chunks, url, writer, result, sample)
         except ConversionError as exc:
             _raise_row_of(exc, url, path, schema, chunk_rows)
             raise

@@ -78,6 +78,12 @@ def test_parquet_row_groups_in_parquet_out(
     expected = fraud.score(raw_rows, "memory").output
     result = score_file(fraud, str(source), tmp_path / "out.parquet", chunk_rows=1_000)
     assert result.chunks >= 5
+    # Labels are dictionary-encoded; unique ids and probabilities are not (a dictionary of
+    # unique values is built and dropped again in every row group).
+    group = pq.ParquetFile(tmp_path / "out.parquet").metadata.row_group(0)
+    encodings = {group.column(i).path_in_schema: group.column(i).encodings for i in range(group.num_columns)}
+    assert "RLE_DICTIONARY" in encodings["prediction"]
+    assert "RLE_DICTIONARY" not in encodings["transaction_id"] + encodings["probability"]
     got = pd.read_parquet(tmp_path / "out.parquet")
     assert got["transaction_id"].tolist() == raw_rows["transaction_id"].tolist()
     assert np.array_equal(got["probability"].to_numpy(), expected["probability"].to_numpy())
