@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlplug.task import Model
+from mlplug.schema import categories_as_text
+from mlplug.task import Model, accepts_category_dtype
 
 #: How members' probabilities are combined: see the module docstring.
 COMBINES = ("geometric", "arithmetic")
@@ -59,8 +60,21 @@ class BlendModel:
     def fit(self, train: Any, valid: Any = None, progress: Any = None) -> None:
         raise RuntimeError("a blend is built from fitted members; fit the members")
 
+    @property
+    def accepts_category_dtype(self) -> bool:
+        """Whether any member does (``mlplug.task.CategoryModel``); the others get text."""
+        return any(accepts_category_dtype(m) for m in self.members)
+
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
-        return blend_proba([m.predict_proba(X) for m in self.members], self.weights, self.combine)
+        text: pd.DataFrame | None = None  # converted once, for the members that need text
+        probas = []
+        for member in self.members:
+            if accepts_category_dtype(member):
+                probas.append(member.predict_proba(X))
+                continue
+            text = categories_as_text(X) if text is None else text
+            probas.append(member.predict_proba(text))
+        return blend_proba(probas, self.weights, self.combine)
 
     def save(self, path: Any) -> None:
         raise RuntimeError("save blends with mlplug.stored_model.save_model")

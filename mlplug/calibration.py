@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlplug.task import Model
+from mlplug.task import Model, accepts_category_dtype
 
 METHODS = ("platt", "isotonic")
 #: Folds over the out-of-sample predictions used to score each method.
@@ -179,6 +179,11 @@ class CalibratedModel:
 
     def fit(self, train: Any, valid: Any = None, progress: Any = None) -> None:
         raise RuntimeError("a calibrated model is fitted before it is calibrated; refit the inner model")
+
+    @property
+    def accepts_category_dtype(self) -> bool:
+        """The wrapped model's declaration (``mlplug.task.CategoryModel``)."""
+        return accepts_category_dtype(self.inner)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
         return self._calibrate(np.asarray(self.inner.predict_proba(X), dtype=np.float64))

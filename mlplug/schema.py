@@ -26,6 +26,8 @@ class Role(StrEnum):
 
     NUMERIC = "numeric"  # float64; NaN allowed when the column is nullable
     CATEGORICAL = "categorical"  # str (object); missing becomes "" when nullable
+    # (pandas ``category`` of the same values for a model that accepts it, see
+    # ``mlplug.task.CategoryModel``)
     TEXT = "text"  # str; free text for text models
     BOOLEAN = "boolean"  # stored as float64 0/1 so that models see a number
 
@@ -226,6 +228,35 @@ def _coerce_categories(values: pd.Series, col: Column, source: str, first_row: i
     if col.role in (Role.NUMERIC, Role.BOOLEAN):
         return pd.Series(levels.astype(np.float64)[codes])
     return pd.Series(levels[codes], dtype=object)
+
+
+def categories_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its pandas ``category`` columns as ``object`` text, as
+    :meth:`Schema.validate` gives them: for a model that does not accept category dtype
+    (``mlplug.task.CategoryModel``) and for monitoring. The other columns are not copied."""
+    names = [name for name, dtype in frame.dtypes.items() if isinstance(dtype, pd.CategoricalDtype)]
+    if not names:
+        return frame
+    out = frame.copy(deep=False)
+    for name in names:
+        out[name] = frame[name].astype(object)
+    return out
+
+
+def text_as_categories(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with the validated text ``columns`` as pandas ``category``: the same values
+    (categories are ``object`` text, in order of first appearance), for a model that accepts
+    category dtype. The other columns are not copied."""
+    out = frame.copy(deep=False)
+    for name in columns:
+        out[name] = category_values(frame[name].to_numpy(dtype=object))
+    return out
+
+
+def category_values(text: np.ndarray) -> pd.Categorical:
+    """An ``object`` array of validated text (no missing values) as a ``Categorical``."""
+    codes, levels = pd.factorize(text)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(levels, dtype=object), validate=False)
 
 
 #: Words accepted as booleans (any case, surrounding spaces ignored).

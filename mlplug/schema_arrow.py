@@ -26,16 +26,26 @@ import pandas as pd
 import pyarrow as pa
 
 from mlplug.errors import DataError
-from mlplug.schema import Column, Role, Schema, _coerce
+from mlplug.schema import Column, Role, Schema, _coerce, category_values
 
 _NUMBERS = (Role.NUMERIC, Role.BOOLEAN)
 
 
 def validate_batch(
-    schema: Schema, batch: pa.RecordBatch | pa.Table, source: str, *, first_row: int = 0
+    schema: Schema,
+    batch: pa.RecordBatch | pa.Table,
+    source: str,
+    *,
+    first_row: int = 0,
+    categories: bool = False,
 ) -> pd.DataFrame:
     """The feature frame ``schema.validate(batch.to_pandas(), ...)[schema.feature_names]``
-    gives, with the same errors: float64 columns in one block, text columns as ``object``."""
+    gives, with the same errors: float64 columns in one block, text columns as ``object``.
+
+    With ``categories`` (for a model that accepts them, ``mlplug.task.CategoryModel``) the
+    categorical columns are pandas ``category`` of the same values instead: a dictionary's
+    indices become the codes and its normalised values the categories, so no Python string
+    is made per row."""
     rows = batch.num_rows
     if rows == 0:
         raise DataError(f"{source}: no rows")
@@ -44,20 +54,30 @@ def validate_batch(
     # Rows of a (columns, rows) C-ordered array: each column contiguous, and pandas takes the
     # transposed view as its float block without copying it.
     block = np.empty((len(numbers), rows), dtype=np.float64)
-    texts: dict[str, np.ndarray] = {}
+    texts: dict[str, np.ndarray | pd.Categorical] = {}
     for col in schema.features:
         values = batch.column(col.name)
         if col.role in _NUMBERS:
             out = block[numbers.index(col)]
             if not _fill_numbers(values, col, out):
                 out[:] = _coerce_pandas(values, col, source, first_row).to_numpy(dtype=np.float64)
+        elif categories and col.role is Role.CATEGORICAL:
+            coded = _categories(values, col)
+            if coded is None:  # plain text, or a value for the pandas path to judge
+                text = _texts(values, col, rows)
+                coded = category_values(
+                    text if text is not None else _coerce_pandas(values, col, source, first_row)
+                )
+            texts[col.name] = coded
         else:
             text = _texts(values, col, rows)
             texts[col.name] = text if text is not None else _coerce_pandas(values, col, source, first_row)
     frame = pd.DataFrame(block.T, columns=[c.name for c in numbers], copy=False)
     for position, col in enumerate(schema.features):
         if col.name in texts:
-            frame.insert(position, col.name, pd.Series(texts[col.name], dtype=object, copy=False))
+            column = texts[col.name]
+            dtype = None if isinstance(column, pd.Categorical) else object
+            frame.insert(position, col.name, pd.Series(column, dtype=dtype, copy=False))
     return frame
 
 
@@ -120,6 +140,41 @@ def _texts(values: pa.Array | pa.ChunkedArray, col: Column, rows: int) -> np.nda
             return None
         start = end
     return out
+
+
+def _categories(values: pa.Array | pa.ChunkedArray, col: Column) -> pd.Categorical | None:
+    """A dictionary-encoded column as a ``Categorical`` of its normalised values (missing as
+    ""), or None for the pandas path. Each piece of a chunked column (a CSV block) has its own
+    dictionary: their levels are merged, and each piece's indices point into the merge."""
+    if values.null_count and not col.nullable:
+        return None
+    levels: list[np.ndarray] = []
+    indices: list[np.ndarray] = []
+    merged = 0
+    for piece in _pieces(values):
+        if not pa.types.is_dictionary(piece.type):
+            return None
+        found = _levels(piece, col)
+        if found is None:
+            return None
+        positions = _indices(piece, len(found) - 1)
+        indices.append(positions + merged if merged else positions)
+        levels.append(found)
+        merged += len(found)
+    # Normalising can make two values equal (and "" may be both a value and the missing one):
+    # a category appears once, and each level points at its category.
+    codes_of_level, names = pd.factorize(np.concatenate(levels) if len(levels) > 1 else levels[0])
+    codes_of_level = codes_of_level.astype(_code_type(len(names)))
+    codes = codes_of_level[np.concatenate(indices) if len(indices) > 1 else indices[0]]
+    return pd.Categorical.from_codes(codes, categories=pd.Index(names, dtype=object), validate=False)
+
+
+def _code_type(size: int) -> type[np.signedinteger[Any]]:
+    """The integer type pandas keeps codes of ``size`` categories in (a copy otherwise)."""
+    for kind in (np.int8, np.int16, np.int32):
+        if size < np.iinfo(kind).max:
+            return kind
+    return np.int64
 
 
 def _levels(piece: pa.DictionaryArray, col: Column) -> np.ndarray | None:

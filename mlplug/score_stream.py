@@ -28,9 +28,9 @@ import pyarrow as pa
 
 from mlplug.errors import DataError
 from mlplug.io import check_columns, local_path
-from mlplug.schema import Column, Role, Schema
+from mlplug.schema import Column, Role, Schema, categories_as_text, text_as_categories
 from mlplug.schema_arrow import validate_batch
-from mlplug.scoring import LoadedModel, ScoredTable, prediction_batch, prediction_frame
+from mlplug.scoring import LABEL_COLUMN, LoadedModel, ScoredTable, prediction_batch, prediction_frame
 from mlplug.settings import get_settings
 from mlplug.table_stream import (
     ChunkWriter,
@@ -40,6 +40,7 @@ from mlplug.table_stream import (
     read_chunks,
     text_chunks,
 )
+from mlplug.task import accepts_category_dtype
 
 #: Rows per chunk: large enough that per-chunk costs (a model call, a queue hand-off)
 #: vanish, small enough that a few chunks in flight stay far below a gigabyte.
@@ -114,7 +115,8 @@ class ReservoirSample:
         if self._features is None or self._proba is None or not len(self._features):
             return None
         output = prediction_frame(loaded.schema, self._proba, loaded.version.threshold)
-        return ScoredTable(self._features, self._proba, output)
+        # Monitoring reads categorical columns as text, whatever the model was given.
+        return ScoredTable(categories_as_text(self._features), self._proba, output)
 
 
 def score_file(
@@ -138,7 +140,8 @@ def score_file(
         check_columns(header, url, get_settings().max_columns)
         schema.check_columns(header, url, require_target=False)
         try:
-            _pipeline(loaded, chunks, url, ChunkWriter(out), result, sample)
+            writer = ChunkWriter(out, few_values=[LABEL_COLUMN])
+            _pipeline(loaded, chunks, url, writer, result, sample)
         except ConversionError as exc:
             _raise_row_of(exc, url, path, schema, chunk_rows)
             raise
@@ -188,7 +191,7 @@ def _score_chunk(
 ) -> pa.RecordBatch:
     schema = loaded.schema
     clock = time.perf_counter()
-    features, ids = _features(schema, chunk, url, result.rows)
+    features, ids = _features(schema, chunk, url, result.rows, accepts_category_dtype(loaded.model))
     validated = time.perf_counter()
     proba = np.asarray(loaded.model.predict_proba(features), dtype=np.float64)
     if proba.shape != (len(features), len(schema.classes)):
@@ -212,13 +215,18 @@ def _score_chunk(
 
 
 def _features(
-    schema: Schema, chunk: pa.RecordBatch | pa.Table | pd.DataFrame, url: str, first_row: int
+    schema: Schema,
+    chunk: pa.RecordBatch | pa.Table | pd.DataFrame,
+    url: str,
+    first_row: int,
+    categories: bool,
 ) -> tuple[pd.DataFrame, pa.Array | None]:
     """The chunk's validated features and its ids. Arrow chunks are validated in Arrow
-    (:func:`validate_batch`: no pandas copy of every column); JSON lines chunks are pandas."""
+    (:func:`validate_batch`: no pandas copy of every column); JSON lines chunks are pandas.
+    With ``categories`` (the model accepts them) categorical columns are pandas ``category``."""
     names = schema.feature_names
     if isinstance(chunk, pa.RecordBatch | pa.Table):
-        features = validate_batch(schema, chunk, url, first_row=first_row)
+        features = validate_batch(schema, chunk, url, first_row=first_row, categories=categories)
         ids = None
         if schema.id_column in chunk.schema.names:
             column = chunk.column(schema.id_column)
@@ -226,6 +234,8 @@ def _features(
     else:
         frame = chunk[names]
         features = schema.validate(frame, url, require_target=False, first_row=first_row)[names]
+        if categories:
+            features = text_as_categories(features, schema.columns_with(Role.CATEGORICAL))
         ids = arrow_values(chunk[schema.id_column]) if schema.id_column in chunk.columns else None
     return features, ids
 

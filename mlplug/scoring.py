@@ -22,6 +22,9 @@ from mlplug.storage.base import Store
 from mlplug.stored_model import load_model
 from mlplug.task import Model, TaskType
 
+#: The output column of predicted labels (few distinct values).
+LABEL_COLUMN = "prediction"
+
 
 @dataclass(frozen=True)
 class ScoredTable:
@@ -78,9 +81,9 @@ def prediction_batch(
     labels = pc.take(pa.array(list(schema.classes), type=pa.string()), pa.array(picks))
     if schema.is_binary:
         columns["probability"] = pa.array(proba[:, 1])
-        columns["prediction"] = labels
+        columns[LABEL_COLUMN] = labels
     else:
-        columns["prediction"] = labels
+        columns[LABEL_COLUMN] = labels
         columns["probability"] = pa.array(proba[np.arange(len(proba)), picks])
         for i, label in enumerate(schema.classes):
             columns[f"proba_{label}"] = pa.array(proba[:, i])

@@ -257,10 +257,16 @@ def output_format(out: Path) -> str:
 
 class ChunkWriter:
     """Appends record batches to ``out`` (csv, parquet or jsonl) through ``<out>.partial``;
-    :meth:`commit` renames it into place, :meth:`abort` deletes it."""
+    :meth:`commit` renames it into place, :meth:`abort` deletes it.
 
-    def __init__(self, out: Path) -> None:
+    In Parquet only the ``few_values`` columns (labels) are dictionary-encoded: pyarrow's
+    default builds a dictionary for every column of every row group and drops it again for
+    unique ids and probabilities, which more than doubled the cost of writing (32 against 14
+    ms per 250k rows of id, probability and label)."""
+
+    def __init__(self, out: Path, few_values: Sequence[str] = ()) -> None:
         self.out = out
+        self.few_values = list(few_values)
         self.format = output_format(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         self.partial = out.with_name(out.name + ".partial")
@@ -289,7 +295,8 @@ class ChunkWriter:
         elif self.format == "parquet":
             import pyarrow.parquet as pq
 
-            self._writer = pq.ParquetWriter(str(self.partial), schema)
+            encoded = [name for name in self.few_values if name in schema.names]
+            self._writer = pq.ParquetWriter(str(self.partial), schema, use_dictionary=encoded)
         else:
             self._sink = self._writer = open(self.partial, "w", encoding="utf-8")  # noqa: SIM115
 

@@ -69,6 +69,29 @@ class RowModel(Protocol):
 
 
 @runtime_checkable
+class CategoryModel(Protocol):
+    """Optional declaration a :class:`Model` may add: ``accepts_category_dtype = True``.
+
+    Validated frames hold categorical columns as ``object`` text (:meth:`Schema.validate`).
+    A model that declares this may be handed them as pandas ``category`` dtype instead, with
+    the same values as categories (normalised text, ``""`` where missing; unseen values are
+    categories like any other): streamed scoring reads dictionary-encoded chunks, so the
+    codes are the dictionary's indices and no Python string is made per row, and a library
+    with native categorical support (CatBoost, LightGBM) reads the codes instead of hashing
+    every row's string. Its ``predict_proba`` must return exactly what it returns for the
+    same frame with ``object`` columns. Training frames are never converted. Models
+    without it (the default) always get ``object`` text.
+    """
+
+    accepts_category_dtype: bool
+
+
+def accepts_category_dtype(model: Model) -> bool:
+    """Whether ``model`` declares :class:`CategoryModel` (``accepts_category_dtype = True``)."""
+    return getattr(model, "accepts_category_dtype", False) is True
+
+
+@runtime_checkable
 class RefittableModel(Protocol):
     """Optional method a fitted :class:`Model` may add so that it can be fitted again
     without validation data, as mlplug does when it cross-validates candidates and when it

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from mlplug.errors import DataError
-from mlplug.schema import Column, Role, Schema
+from mlplug.schema import Column, Role, Schema, categories_as_text
 from mlplug.schema_arrow import validate_batch
 
 SCHEMA = Schema(
@@ -82,6 +82,52 @@ def test_a_table_of_several_chunks_with_their_own_dictionaries() -> None:
     pd.testing.assert_frame_equal(got, _pandas_way(table), check_exact=True)
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        # Plain text, large text and a dictionary of text: the same categories.
+        {"shop": pa.array(["food", "fuel", "food", "x"])},
+        {"kind": pa.array(["a", "b", "a", "b"], type=pa.large_string())},
+        # "" and a missing value are the same category, once.
+        {"kind": pa.array(["", None, "a", ""]).dictionary_encode()},
+        # A value normalised by the pandas path (a number in a text column).
+        {"shop": pa.array([1, 2, 1, 3], type=pa.int64())},
+    ],
+)
+def test_categories_hold_the_values_schema_validate_gives(overrides: dict[str, pa.Array]) -> None:
+    """For a model that accepts pandas ``category`` (``mlplug.task.CategoryModel``): the
+    categorical columns, and only they, are category dtype of exactly the validated text."""
+    batch = _batch(**overrides)
+    got = validate_batch(SCHEMA, batch, "in", categories=True)
+    for name in ("shop", "kind"):
+        assert isinstance(got[name].dtype, pd.CategoricalDtype), name
+        assert got[name].cat.categories.dtype == object and got[name].cat.categories.is_unique
+        assert (got[name].cat.codes >= 0).all()  # missing is the category "", as in text
+    assert got["note"].dtype == object and got["amount"].dtype == np.float64
+    pd.testing.assert_frame_equal(categories_as_text(got), _pandas_way(batch), check_exact=True)
+
+
+def test_categories_merge_the_dictionaries_of_several_chunks() -> None:
+    """CSV blocks each bring their own dictionary: one set of categories for the chunk."""
+    second = _batch(
+        shop=pa.array(["zoo", "fuel", "zoo", "bar"]).dictionary_encode(),
+        kind=pa.array(["c", None, "c", "a"]).dictionary_encode(),
+    )
+    table = pa.Table.from_batches([_batch(), second])
+    got = validate_batch(SCHEMA, table, "in", categories=True)
+    # (The value a missing one would take, "", may be a category no row uses.)
+    assert set(got["shop"].cat.categories) - {""} == {" food", "bar", "food", "fuel", "zoo"}
+    pd.testing.assert_frame_equal(categories_as_text(got), _pandas_way(table), check_exact=True)
+
+
+def test_text_is_the_default() -> None:
+    """Models that do not declare ``accepts_category_dtype`` keep getting ``object`` text."""
+    got = validate_batch(SCHEMA, _batch(), "in")
+    assert got["shop"].dtype == object and got["kind"].dtype == object
+    assert categories_as_text(got) is got
+
+
 def test_numbers_form_one_float_block_that_the_model_reads_without_copies() -> None:
     """As after :meth:`Schema.validate`: CatBoost builds its pool from a frame whose numbers
     are one float64 block in two thirds of the time it takes with one block per column."""
@@ -119,9 +165,10 @@ def test_errors_name_the_column_and_the_row_as_schema_validate_does(
         batch = _batch(**{column: piece})
         with pytest.raises(DataError) as pandas_way:
             _pandas_way(batch, first_row=1_000)
-        with pytest.raises(DataError) as arrow_way:
-            validate_batch(SCHEMA, batch, "in", first_row=1_000)
-        assert str(arrow_way.value) == str(pandas_way.value) == f"in: {message}"
+        for categories in (False, True):
+            with pytest.raises(DataError) as arrow_way:
+                validate_batch(SCHEMA, batch, "in", first_row=1_000, categories=categories)
+            assert str(arrow_way.value) == str(pandas_way.value) == f"in: {message}"
 
 
 def test_a_missing_feature_column_and_an_empty_chunk() -> None:

