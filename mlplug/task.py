@@ -77,7 +77,7 @@ class CategoryModel(Protocol):
     the same values as categories (normalised text, ``""`` where missing; unseen values are
     categories like any other): streamed scoring reads dictionary-encoded chunks, so the
     codes are the dictionary's indices and no Python string is made per row, and a library
-    with native categorical support (CatBoost, LightGBM) reads the codes instead of hashing
+    with native categorical support (gradient-boosting libraries) reads the codes instead of hashing
     every row's string. Its ``predict_proba`` must return exactly what it returns for the
     same frame with ``object`` columns. Training frames are never converted. Models
     without it (the default) always get ``object`` text.
