@@ -132,13 +132,13 @@ def refit(
     fitted: training.Candidate,
     p: TrainParameters,
 ) -> list[training.Candidate]:
-    valid = parts.valid if p.refit_on_all_rows else None
-    if valid is None:
+    if not p.refit_on_all_rows:
         get_run_logger().info(
             "refit_on_all_rows is off: registering the fits that selection validated (%d training rows)",
             len(parts.train),
         )
-    return selection.refit(task_type, parts.train, valid, chosen, fitted.model)
+    more = [parts.valid] if p.refit_on_all_rows else []
+    return selection.refit(task_type, parts.train, more, chosen, fitted.model)
 
 
 @step("evaluate", **STORE_RETRIES)
@@ -177,12 +177,12 @@ def final_fit(
     winner = evaluation.winner
     if not (p.refit_on_all_rows and p.refit_with_holdout):
         return winner
-    more = selection.concat(parts.valid, parts.holdout)
+    more = [parts.valid, parts.holdout]
     [final] = selection.refit(task_type, parts.train, more, chosen, fitted.model, kinds=(winner.kind,))
     get_run_logger().info(
         "%s fitted again on all %d rows, the holdout included (its holdout figures are the compared fit's)",
         winner.kind,
-        len(parts.train) + len(more),
+        len(parts.train) + len(parts.valid) + len(parts.holdout),
     )
     return final
 
@@ -307,9 +307,7 @@ def train_run(
             refit_rows=sum(len(d) for d in _fitted_parts(parts, p)),
             holdout_refit=registered is not evaluation.winner,
             holdout_rows=fingerprints.digest(
-                fingerprints.row_fingerprints(
-                    parts.holdout.frame, fingerprints.row_columns(parts.holdout.schema.to_dict())
-                )
+                fingerprints.row_fingerprints(parts.holdout.frame, _row_columns(parts))
             ),
         )
         artifacts = _run_artifacts(task_type, parts, evaluation, registered, p)
@@ -333,9 +331,12 @@ def _fitted_parts(parts: training.Split, p: TrainParameters) -> list[Dataset]:
     return [parts.train, parts.valid, *([parts.holdout] if p.refit_with_holdout else [])]
 
 
+def _row_columns(parts: training.Split) -> list[str]:
+    return fingerprints.row_columns(parts.train.schema.to_dict())
+
+
 def _fitted_rows(parts: training.Split, p: TrainParameters) -> np.ndarray:
-    columns = fingerprints.row_columns(parts.train.schema.to_dict())
-    return fingerprints.fingerprints((d.frame for d in _fitted_parts(parts, p)), columns)
+    return fingerprints.fingerprints((d.frame for d in _fitted_parts(parts, p)), _row_columns(parts))
 
 
 def _run_artifacts(

@@ -28,15 +28,15 @@ def row_columns(schema: Mapping[str, Any]) -> list[str]:
     return [c["name"] for c in schema["features"]] + [schema["target"]]
 
 
-def fingerprints(frames: Iterable[pd.DataFrame], columns: list[str]) -> np.ndarray:
-    """The sorted, distinct fingerprints of the rows of ``frames`` (``columns`` only)."""
-    parts = [pd.util.hash_pandas_object(f[columns], index=False).to_numpy(np.uint64) for f in frames]
-    return np.unique(np.concatenate(parts)) if parts else np.empty(0, np.uint64)
-
-
 def row_fingerprints(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """One fingerprint per row of ``frame``, in its order."""
     return pd.util.hash_pandas_object(frame[columns], index=False).to_numpy(np.uint64)
+
+
+def fingerprints(frames: Iterable[pd.DataFrame], columns: list[str]) -> np.ndarray:
+    """The sorted, distinct fingerprints of the rows of ``frames`` (``columns`` only)."""
+    parts = [row_fingerprints(f, columns) for f in frames]
+    return np.unique(np.concatenate(parts)) if parts else np.empty(0, np.uint64)
 
 
 def seen(rows: np.ndarray, fitted: np.ndarray) -> np.ndarray:

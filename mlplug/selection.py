@@ -362,14 +362,14 @@ def _build(task: TaskType, data: Dataset, kind: str, params: dict[str, Any]) -> 
 def refit(
     task: TaskType,
     train: Dataset,
-    more: Dataset | None,
+    more: Sequence[Dataset],
     selection: Selection,
     fitted_model: Model,
     *,
     kinds: Sequence[str] | None = None,
 ) -> list[Candidate]:
-    """Fit the candidates on the training rows and ``more`` (the validation part; after the
-    champion comparison, the holdout too) with their chosen parameters, the winner wrapped
+    """Fit the candidates on the training rows and the parts in ``more`` (the validation part;
+    after the champion comparison, the holdout too) with their chosen parameters, the winner wrapped
     in its calibration; each carries its selection scores. The tuned model's iteration count
     (or whatever its ``refit_params`` says) is scaled from its training rows to all of them.
     The tuned model is refitted only when a candidate asked for uses it (it may be costly);
@@ -377,10 +377,10 @@ def refit(
     (the final fit makes only the registered one); default every candidate, the tuned model
     refitted when the winner uses it.
 
-    Without ``more`` (the run's ``refit_on_all_rows`` off) nothing is fitted again but the
+    With no ``more`` (the run's ``refit_on_all_rows`` off) nothing is fitted again but the
     baseline with its chosen parameters, on the training rows as the tuned model was: the
     candidates are the fits that selection validated."""
-    data = train if more is None else concat(train, more)
+    data = concat(train, *more) if more else train
     scale = len(data) / len(train)
     wanted = [k for k in KIND_ORDER if kinds is None or k in kinds]
     needs_model = set(kinds or (selection.winner,)) & {"model", "blend"}
@@ -388,7 +388,7 @@ def refit(
     baseline_params = selection.get("baseline").params
     baseline: Model | None = None
     with Progress(f"refitting the {task.name} candidates", artifact_key(task.name, "refit"), "fits") as shown:
-        if more is not None and needs_model:
+        if more and needs_model:
             model_params = {**selection.get("model").params, **refit_params(fitted_model, scale)}
             model = task.create_model(data.schema, model_params)
             fit_model(model, data, None, work=shown.update)

@@ -77,10 +77,10 @@ class CategoryModel(Protocol):
     the same values as categories (normalised text, ``""`` where missing; unseen values are
     categories like any other): streamed scoring reads dictionary-encoded chunks, so the
     codes are the dictionary's indices and no Python string is made per row, and a library
-    with native categorical support (gradient-boosting libraries) reads the codes instead of hashing
-    every row's string. Its ``predict_proba`` must return exactly what it returns for the
-    same frame with ``object`` columns. Training frames are never converted. Models
-    without it (the default) always get ``object`` text.
+    with native categorical support reads the codes instead of hashing every row's string.
+    Its ``predict_proba`` must return exactly what it returns for the same frame with
+    ``object`` columns. Training frames are never converted. Models without it (the
+    default) always get ``object`` text.
     """
 
     accepts_category_dtype: bool

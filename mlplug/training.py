@@ -180,8 +180,8 @@ def score_champion(
     with tempfile.TemporaryDirectory(prefix="mlplug-champion-") as tmp:
         model = load_model(task, registry.download_model(task.name, mv.version, Path(tmp)))
         proba = np.asarray(model.predict_proba(holdout.frame[needed]))
-    seen = _seen_by(registry, mv, holdout)
-    if seen is None or not seen.any():
+    known = _fitted_on(registry, mv, holdout)
+    if known is None or not known[1].any():
         return ChampionScore(
             mv,
             task.evaluate(holdout, proba, threshold=mv.threshold),
@@ -189,8 +189,13 @@ def score_champion(
             f"{who} scored on the same holdout",
             is_champion,
         )
+    holdout_rows, seen = known
     n, unseen = len(holdout), int((~seen).sum())
-    if seen.all() and mv.info.get("holdout_refit") and mv.info.get("holdout_rows") == _digest(mv, holdout):
+    if (
+        seen.all()
+        and mv.info.get("holdout_refit")
+        and mv.info.get("holdout_rows") == fingerprints.digest(holdout_rows)
+    ):
         return ChampionScore(
             mv,
             mv.as_metrics(),
@@ -220,21 +225,17 @@ def score_champion(
     )
 
 
-def _seen_by(registry: Registry, mv: ModelVersion, holdout: Dataset) -> np.ndarray | None:
-    """Which holdout rows ``mv`` was fitted on; ``None`` when it does not say (older versions,
-    or a target this data lacks)."""
+def _fitted_on(
+    registry: Registry, mv: ModelVersion, holdout: Dataset
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The holdout's row fingerprints under ``mv``'s schema, and which of those rows ``mv``
+    was fitted on; ``None`` when it does not say (older versions, or a target this data
+    lacks)."""
     if layout.FITTED_ROWS not in mv.files or mv.schema.get("target") not in holdout.frame.columns:
         return None
+    rows = fingerprints.row_fingerprints(holdout.frame, fingerprints.row_columns(mv.schema))
     fitted = fingerprints.load(registry.artifact(mv.task, mv.version, layout.FITTED_ROWS))
-    return fingerprints.seen(_rows(mv, holdout), fitted)
-
-
-def _rows(mv: ModelVersion, holdout: Dataset) -> np.ndarray:
-    return fingerprints.row_fingerprints(holdout.frame, fingerprints.row_columns(mv.schema))
-
-
-def _digest(mv: ModelVersion, holdout: Dataset) -> str:
-    return fingerprints.digest(_rows(mv, holdout))
+    return rows, fingerprints.seen(rows, fitted)
 
 
 def predictions_table(holdout: Dataset, probas: dict[str, np.ndarray | None]) -> bytes:

@@ -224,7 +224,7 @@ def test_validation_mode_scores_every_candidate_and_refits_on_all_rows() -> None
     chosen = selection.select(task, parts.train, parts.valid, parts.method, fitted.model, fitted.params)
     assert chosen.plan.method == "validation"
     assert all(len(c.folds) == 1 for c in chosen.candidates)
-    refitted = selection.refit(task, parts.train, parts.valid, chosen, fitted.model)
+    refitted = selection.refit(task, parts.train, [parts.valid], chosen, fitted.model)
     rest = len(parts.train) + len(parts.valid)
     assert all(m.rows == rest for c in refitted for m in leaves(c.model))
 
