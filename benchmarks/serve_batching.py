@@ -148,6 +148,12 @@ def _batch_metrics(url: str) -> dict[str, float]:
         if count and total and float(count.group(1)):
             found[f"{name}_mean"] = float(total.group(1)) / float(count.group(1))
             found[f"{name}_count"] = float(count.group(1))
+    # Server-side time of a /predict request (from the ASGI call to the end of its answer):
+    # with the mean model call, how much of "latency minus model" the server spends.
+    count = re.search(r'^mlplug_request_duration_seconds_count\{route="/predict"\} (\S+)$', text, re.M)
+    total = re.search(r'^mlplug_request_duration_seconds_sum\{route="/predict"\} (\S+)$', text, re.M)
+    if count and total and float(count.group(1)):
+        found["mlplug_request_duration_seconds_mean"] = float(total.group(1)) / float(count.group(1))
     return found
 
 
