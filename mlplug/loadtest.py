@@ -12,6 +12,13 @@ Every run is bounded: it stops issuing requests at the deadline or after ``max_r
 and a request that takes longer than ``timeout`` is counted as an error and its connection
 closed. With ``rate``, requests are scheduled at that total rate and latency is measured
 from the scheduled time, so a stalled server shows up as latency (no coordinated omission).
+
+When answers carry a ``Server-Timing`` header (W3C Server Timing; ``mlplug serve`` sends
+``queue`` and ``model``), the durations it names are kept per request, and with a ``model``
+metric so is each request's latency minus its model call: the time spent outside the model
+(queueing for a batch, HTTP, parsing, the client). Percentiles of the difference per request
+say what a server adds around its model, which percentiles of latency and of model time
+taken apart cannot (the slowest requests need not be those with the slowest model calls).
 """
 
 from __future__ import annotations
@@ -31,6 +38,9 @@ import numpy as np
 
 MAX_CONCURRENCY = 1_000
 MAX_DURATION = 3_600.0
+#: The ``Server-Timing`` metric that names the model call (what ``mlplug serve`` sends).
+MODEL_METRIC = "model"
+NAN = float("nan")
 
 
 class LoadTestError(ValueError):
@@ -79,6 +89,18 @@ class LoadTestResult:
     ok: int
     errors: dict[str, int]
     latencies_ms: np.ndarray
+    #: ``Server-Timing`` durations by metric name, one per entry of ``latencies_ms`` (NaN
+    #: where that answer did not name the metric).
+    server_timing_ms: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def outside_model_ms(self) -> np.ndarray:
+        """Per request that reported its model call: latency minus that call."""
+        model = self.server_timing_ms.get(MODEL_METRIC)
+        if model is None:
+            return np.empty(0)
+        known = ~np.isnan(model)
+        return self.latencies_ms[known] - model[known]
 
     @property
     def error_count(self) -> int:
@@ -110,6 +132,8 @@ class LoadTestResult:
                 "p99": round(self.percentile(99), 3),
                 "max": round(float(lat.max()), 3) if len(lat) else None,
             },
+            "server_timing_ms": {name: _stats(ms) for name, ms in self.server_timing_ms.items()},
+            "outside_model_ms": _stats(self.outside_model_ms),
         }
 
     def summary(self) -> str:
@@ -122,9 +146,53 @@ class LoadTestResult:
                 f"  latency ms  p50 {self.percentile(50):.2f}  p95 {self.percentile(95):.2f}  "
                 f"p99 {self.percentile(99):.2f}  max {float(self.latencies_ms.max()):.2f}"
             )
+        outside = self.outside_model_ms
+        described = [(f"server {name}", ms) for name, ms in self.server_timing_ms.items()]
+        if len(outside):
+            described.append(("outside model", outside))
+        for label, ms in described:
+            stats = _stats(ms)
+            if stats is not None:
+                lines.append(
+                    f"  {label + ' ms':<22}p50 {stats['p50']:.2f}  p95 {stats['p95']:.2f}  "
+                    f"p99 {stats['p99']:.2f}  max {stats['max']:.2f}  ({stats['count']} answers)"
+                )
         for kind, count in sorted(self.errors.items()):
             lines.append(f"  error: {kind} x{count}")
         return "\n".join(lines)
+
+
+def _stats(ms: np.ndarray) -> dict[str, Any] | None:
+    """Count, mean and percentiles of the known (not NaN) values; None without any."""
+    known = ms[~np.isnan(ms)]
+    if not len(known):
+        return None
+    p50, p95, p99 = np.percentile(known, (50, 95, 99))
+    return {
+        "count": len(known),
+        "mean": round(float(known.mean()), 3),
+        "p50": round(float(p50), 3),
+        "p95": round(float(p95), 3),
+        "p99": round(float(p99), 3),
+        "max": round(float(known.max()), 3),
+    }
+
+
+def parse_server_timing(value: str) -> dict[str, float]:
+    """Durations in milliseconds by metric name of a ``Server-Timing`` value
+    (``queue;dur=0.3, model;desc="batch";dur=369.2``). A metric without a valid duration is
+    left out; of a repeated name, the first valid duration counts."""
+    found: dict[str, float] = {}
+    for metric in value.split(","):
+        name, *params = metric.split(";")
+        name = name.strip()
+        for param in params:
+            key, _, number = param.partition("=")
+            if key.strip().lower() == "dur":
+                with contextlib.suppress(ValueError):  # a malformed duration names nothing
+                    found.setdefault(name, float(number.strip().strip('"')))
+                break
+    return found
 
 
 class _ClosedError(Exception):
@@ -145,6 +213,8 @@ class _Connection(asyncio.Protocol):
         self._remaining = -1  # body bytes still expected; -1 while reading headers
         self._chunked = False
         self._close_after = False
+        #: The last answer's ``Server-Timing`` value(s), unparsed.
+        self.timing: bytes | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -163,6 +233,7 @@ class _Connection(asyncio.Protocol):
         self._waiter = asyncio.get_running_loop().create_future()
         self._buffer.clear()
         self._remaining = -1
+        self.timing = None
         self.started = time.perf_counter()
         self.transport.write(payload)
         return self._waiter
@@ -195,6 +266,9 @@ class _Connection(asyncio.Protocol):
                 self._chunked = True
             elif name == b"connection" and value.strip().lower() == b"close":
                 self._close_after = True
+            elif name == b"server-timing":  # may come in several headers: one list
+                value = value.strip()
+                self.timing = value if self.timing is None else self.timing + b", " + value
 
     def _read_chunks(self) -> None:
         # Consume complete chunks; the body is done at the zero-size chunk and its CRLF.
@@ -247,6 +321,7 @@ async def _run(config: LoadTestConfig) -> LoadTestResult:
     port = parts.port or (443 if tls else 80)
     payloads = _encode_requests(config)
     latencies = array("d")
+    timings: dict[str, array[float]] = {}  # Server-Timing durations, aligned with latencies
     errors: dict[str, int] = {}
     counts = {"issued": 0, "ok": 0, "measured": 0}
     start = time.perf_counter()
@@ -298,8 +373,21 @@ async def _run(config: LoadTestConfig) -> LoadTestResult:
             if 200 <= status < 300:
                 counts["ok"] += 1
                 latencies.append((done - scheduled) * 1000.0)
+                if conn.timing is not None or timings:
+                    record_timing(conn.timing)
             else:
                 error(f"HTTP {status}", scheduled)
+
+    def record_timing(value: bytes | None) -> None:
+        measured = len(latencies)
+        for name, ms in (parse_server_timing(value.decode("latin-1")) if value else {}).items():
+            column = timings.get(name)
+            if column is None:  # first seen now: NaN for the answers before
+                column = timings[name] = array("d", [NAN]) * (measured - 1)
+            column.append(ms)
+        for column in timings.values():
+            if len(column) < measured:
+                column.append(NAN)
 
     async def watchdog() -> None:
         # One timer for all connections instead of one per request.
@@ -330,6 +418,7 @@ async def _run(config: LoadTestConfig) -> LoadTestResult:
         ok=counts["ok"],
         errors=errors,
         latencies_ms=np.frombuffer(latencies, dtype=np.float64).copy(),
+        server_timing_ms={name: np.frombuffer(ms, dtype=np.float64).copy() for name, ms in timings.items()},
     )
 
 

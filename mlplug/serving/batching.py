@@ -19,6 +19,10 @@ in for one of them and leaving the last one behind for a whole batch. So a reque
 arrives while the model is idle waits at most ``max_wait`` plus its own batch, and one that
 arrives while a batch computes at most that batch more.
 
+Each request learns how long it waited for its model call to start and how long that call
+took (:meth:`AdaptiveBatcher.timed`): the server reports both per request in its
+``Server-Timing`` header, so a client can tell what batching added to its own latency.
+
 Invalid records never reach the batch: each request is parsed and validated on its own
 (its 422 is its own). If a batched call still raises, every request of the batch is scored
 again on its own, so a record that breaks the model fails only its request.
@@ -71,6 +75,9 @@ class _Request:
     rows: Sequence[Sequence[Any]]
     answer: asyncio.Future[np.ndarray]
     arrived: float = field(default_factory=time.perf_counter)
+    #: When the model call that answered it started, and its seconds.
+    started: float = 0.0
+    seconds: float = 0.0
 
 
 class AdaptiveBatcher:
@@ -123,6 +130,13 @@ class AdaptiveBatcher:
 
     async def proba(self, predictor: Predictor, rows: Sequence[Sequence[Any]]) -> np.ndarray:
         """Probabilities of ``rows``, computed in a batch with whatever else is waiting."""
+        return (await self.timed(predictor, rows))[0]
+
+    async def timed(
+        self, predictor: Predictor, rows: Sequence[Sequence[Any]]
+    ) -> tuple[np.ndarray, float, float]:
+        """:meth:`proba`, with the seconds the request waited for the model call that
+        answered it to start, and that call's seconds."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop or self._worker is None or self._worker.done():
             self._start(loop)
@@ -131,7 +145,8 @@ class AdaptiveBatcher:
         self._pending_rows += len(rows)
         self._arrivals += 1
         self._arrived.set()  # type: ignore[union-attr]
-        return await request.answer
+        proba = await request.answer
+        return proba, request.started - request.arrived, request.seconds
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         if loop is not self._loop:  # a new event loop (tests start several): fresh state
@@ -201,17 +216,21 @@ class AdaptiveBatcher:
                 _settle(batch[0], error=exc)
                 return
             # One record may break the whole call: score each request alone so that only
-            # its own request fails.
+            # its own request fails (and its timing is that of the call that answered it).
             for request in batch:
+                request.started = time.perf_counter()
                 try:
-                    _settle(
-                        request, await loop.run_in_executor(self._executor, predictor.proba, request.rows)
-                    )
-                except Exception as alone:
-                    _settle(request, error=alone)
+                    alone = await loop.run_in_executor(self._executor, predictor.proba, request.rows)
+                    request.seconds = time.perf_counter() - request.started
+                    _settle(request, alone)
+                except Exception as failed:
+                    _settle(request, error=failed)
             return
         self._answered(batch)
-        self.compute.observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self.compute.observe(seconds)
+        for request in batch:
+            request.started, request.seconds = started, seconds
         self.rows.observe(len(rows))
         self.requests.observe(len(batch))
         start = 0

@@ -6,14 +6,22 @@ dependency solving and exception middleware cost several times that per request.
 steps as the documented FastAPI route (both call :func:`answer_predict`), and passes every
 other request on. The FastAPI route stays: it defines ``/predict`` in OpenAPI and answers
 if the lane is not installed.
+
+Every answer carries a ``Server-Timing`` header (W3C Server Timing) with two metrics in
+milliseconds: ``queue``, how long the validated request waited for the model call that
+answered it to start (a batch's, or a thread of the pool), and ``model``, how long that call
+took. A client subtracts ``model`` from its own latency to see what the server added around
+the model (batching, HTTP, parsing); browsers' devtools show the header as is.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from mlplug.serving.errors import UNAUTHORIZED_BODY
@@ -26,10 +34,26 @@ log = logging.getLogger(__name__)
 JSON_HEADERS = [(b"content-type", b"application/json")]
 UNAUTHORIZED_HEADERS = [*JSON_HEADERS, (b"www-authenticate", b"Bearer")]
 INTERNAL_ERROR = b'{"error":"internal server error; the server log has the details"}'
+SERVER_TIMING = "server-timing"
 
 
-async def answer_predict(state: ServingState, body: bytes) -> bytes:
-    """Validate, predict, record metrics and hand the batch to observers; the JSON answer.
+def server_timing(queued: float, model: float) -> str:
+    """The ``Server-Timing`` value for a request: seconds in, milliseconds out."""
+    return f"queue;dur={queued * 1000:.3f}, model;dur={model * 1000:.3f}"
+
+
+def _timed_call(
+    proba: Callable[[Sequence[Sequence[Any]]], np.ndarray], rows: Sequence[Sequence[Any]]
+) -> tuple[np.ndarray, float, float]:
+    """``proba(rows)`` on a pool thread, with when the call started and its seconds."""
+    started = time.perf_counter()
+    out = proba(rows)
+    return out, started, time.perf_counter() - started
+
+
+async def answer_predict(state: ServingState, body: bytes) -> tuple[bytes, str]:
+    """Validate, predict, record metrics and hand the batch to observers; the JSON answer
+    and its ``Server-Timing`` value.
 
     Raises :class:`RequestError` for a request that cannot be served as sent (422).
     """
@@ -40,11 +64,13 @@ async def answer_predict(state: ServingState, body: bytes) -> bytes:
     started = time.perf_counter()
     batcher = state.batcher
     if batcher is not None and batcher.takes(len(parsed.rows)):
-        proba = await batcher.proba(predictor, parsed.rows)
+        proba, queued, model = await batcher.timed(predictor, parsed.rows)
     elif predictor.inline(len(parsed.rows)):
         proba = predictor.proba(parsed.rows)
+        queued, model = 0.0, time.perf_counter() - started
     else:
-        proba = await run_in_threadpool(predictor.proba, parsed.rows)
+        proba, called, model = await run_in_threadpool(_timed_call, predictor.proba, parsed.rows)
+        queued = called - started
     probability, labels = predictor.scores(proba)
     answer = predictor.render(proba, probability, labels, parsed.ids, parsed.batch)
     state.metrics.observe_predictions(predictor.version_number, labels, probability)
@@ -66,7 +92,7 @@ async def answer_predict(state: ServingState, body: bytes) -> bytes:
                 ),
                 names,
             )
-    return answer
+    return answer, server_timing(queued, model)
 
 
 class PredictLane:
@@ -93,7 +119,7 @@ class PredictLane:
             if not message.get("more_body", False):
                 break
         try:
-            answer = await answer_predict(self.state, b"".join(chunks))
+            answer, timing = await answer_predict(self.state, b"".join(chunks))
         except RequestError as exc:
             await _send(send, 422, exc.to_json(), JSON_HEADERS)
             return
@@ -101,7 +127,7 @@ class PredictLane:
             log.exception("POST %s failed", self.path)
             await _send(send, 500, INTERNAL_ERROR, JSON_HEADERS)
             return
-        await _send(send, 200, answer, JSON_HEADERS)
+        await _send(send, 200, answer, [*JSON_HEADERS, (b"server-timing", timing.encode())])
 
 
 async def _send(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

@@ -19,7 +19,7 @@ from mlplug.dataset import Dataset
 from mlplug.explaining import explain_model
 from mlplug.serving.auth import SECURITY_REQUIREMENT
 from mlplug.serving.errors import json_error, unauthorized
-from mlplug.serving.hotpath import answer_predict
+from mlplug.serving.hotpath import SERVER_TIMING, answer_predict
 from mlplug.serving.metrics import CONTENT_TYPE
 from mlplug.serving.model_holder import ServedModel
 from mlplug.serving.predict import render_explanation
@@ -135,7 +135,8 @@ def add_routes(router: APIRouter | FastAPI, state: ServingState) -> None:
         # Normally answered by hotpath.PredictLane before FastAPI; same steps either way.
         if not keys.allows(request.scope["headers"]):
             return unauthorized()
-        return Response(await answer_predict(state, await request.body()), media_type=JSON)
+        answer, timing = await answer_predict(state, await request.body())
+        return Response(answer, media_type=JSON, headers={SERVER_TIMING: timing})
 
     @router.post(
         "/explain",

@@ -1,6 +1,7 @@
 """Adaptive batching over real HTTP: concurrent requests are scored in shared model calls,
 each answered with its own rows (equal to the unbatched server's answers), a malformed record
-fails alone, and /metrics shows the batch sizes."""
+fails alone, /metrics shows the batch sizes, and each answer's Server-Timing header says how
+long it waited for its model call and how long that call took."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
+from mlplug.loadtest import parse_server_timing
 from mlplug.serving.batching import DEFAULT_BATCHING, AdaptiveBatcher, batching_policy
 from mlplug.serving.config import get_serve_settings
 from mlplug.task import AdaptiveBatching
@@ -194,6 +196,42 @@ def test_a_batch_goes_once_the_clients_of_the_last_one_are_back() -> None:
     assert predictor.calls == [8, 5, 5]
     assert all(np.allclose(a, [[0.75, 0.25]]) for a in late)
     assert [len(a) for a in answers[0]] == [2, 1, 1] and len(answers) == 4
+
+
+def _server_timing(answer: httpx.Response) -> dict[str, float]:
+    """The answer's queue and model milliseconds, checked against the client's own latency."""
+    assert answer.status_code == 200, answer.text
+    timing = parse_server_timing(answer.headers["server-timing"])
+    assert set(timing) == {"queue", "model"}, answer.headers["server-timing"]
+    assert timing["queue"] >= 0 and timing["model"] > 0
+    # Both happen while the client waits for the answer.
+    assert timing["queue"] + timing["model"] <= answer.elapsed.total_seconds() * 1000
+    return timing
+
+
+def test_answers_say_how_long_they_queued_and_their_model_call_took(
+    batched: RunningServer, server: RunningServer
+) -> None:
+    records = fraud_records(24, seed=23)
+    calls_before, _ = _batch_stats(batched)
+    timings = [_server_timing(a) for a in asyncio.run(_post_all(batched.url, records))]
+    calls, _ = _batch_stats(batched)
+    # Requests answered by one batch report that batch's call: as many distinct model
+    # durations as calls at most.
+    assert len({t["model"] for t in timings}) <= calls - calls_before < len(records)
+
+    # Unbatched: a fast model's row is scored on the event loop as soon as it is parsed; a
+    # large batch (more rows than a batch holds, or than the loop scores inline) on a pool
+    # thread, and its queue is the wait for that thread.
+    alone = httpx.post(f"{server.url}/predict", json=records[0], headers=AUTH, timeout=30)
+    assert _server_timing(alone)["queue"] == 0
+    big = {"records": fraud_records(80, seed=24)}
+    for url in (server.url, batched.url):
+        _server_timing(httpx.post(f"{url}/predict", json=big, headers=AUTH, timeout=30))
+
+    # Errors are not timed.
+    bad = httpx.post(f"{batched.url}/predict", json={**records[0], "hour": "late"}, headers=AUTH, timeout=30)
+    assert bad.status_code == 422 and "server-timing" not in bad.headers
 
 
 def test_which_servers_batch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -7,14 +7,15 @@ import json
 import socket
 import time
 
+import numpy as np
 import pytest
 from starlette.applications import Starlette
-from starlette.responses import StreamingResponse
+from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 from typer.testing import CliRunner
 
 from mlplug.cli import app as cli
-from mlplug.loadtest import LoadTestConfig, LoadTestError, run_load_test
+from mlplug.loadtest import LoadTestConfig, LoadTestError, parse_server_timing, run_load_test
 from mlplug.testing.servers import LOOPBACK, RunningServer, app_in_thread, free_port
 from tests.serving.support import API_KEY, AUTH, fraud_records
 
@@ -33,6 +34,56 @@ def test_measures_a_real_server(server: RunningServer) -> None:
     assert 0 < summary["latency_ms"]["p50"] <= summary["latency_ms"]["p95"] <= summary["latency_ms"]["p99"]
     assert summary["throughput_rps"] == pytest.approx(result.ok / result.duration, rel=0.01)
     assert "p99" in result.summary()
+
+
+def test_reports_time_outside_the_model_from_server_timing(server: RunningServer) -> None:
+    config = LoadTestConfig(
+        url=f"{server.url}/predict", concurrency=4, duration=1.0, bodies=BODIES, headers=AUTH, warmup=0.2
+    )
+    result = run_load_test(config)
+    assert result.ok > 50 and result.error_count == 0
+    # Every answer named its queue and model call; the model call happened within each
+    # request's latency, so what is left outside it is positive for every request.
+    model = result.server_timing_ms["model"]
+    assert len(model) == len(result.latencies_ms) == result.ok and (model > 0).all()
+    assert (result.server_timing_ms["queue"] >= 0).all()
+    assert len(result.outside_model_ms) == result.ok and (result.outside_model_ms > 0).all()
+    summary = result.to_dict()
+    assert set(summary["server_timing_ms"]) == {"queue", "model"}
+    outside = summary["outside_model_ms"]
+    assert outside["count"] == result.ok
+    assert 0 < outside["p50"] <= outside["p95"] <= outside["p99"] <= outside["max"]
+    assert outside["p50"] <= summary["latency_ms"]["p50"]
+    assert "outside model ms" in result.summary() and "server model ms" in result.summary()
+
+
+def test_server_timing_values_are_parsed_as_the_w3c_spec_writes_them() -> None:
+    value = 'cache;desc="Cache Read";dur=23.2, db;dur=53, app;dur=47.2, miss, total;dur="9.5"'
+    assert parse_server_timing(value) == {"cache": 23.2, "db": 53.0, "app": 47.2, "total": 9.5}
+    assert parse_server_timing("model;dur=x, model;dur=2, model;dur=3") == {"model": 2.0}
+    assert parse_server_timing("") == {}
+
+
+def test_answers_without_server_timing_report_none() -> None:
+    calls = {"n": 0}
+
+    async def sometimes(request):  # type: ignore[no-untyped-def]
+        calls["n"] += 1  # every other answer names its model call
+        headers = {"Server-Timing": "model;dur=0.5"} if calls["n"] % 2 else {}
+        return PlainTextResponse("ok", headers=headers)
+
+    async def never(request):  # type: ignore[no-untyped-def]
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/sometimes", sometimes), Route("/never", never)])
+    with app_in_thread(app) as url:
+        none = run_load_test(LoadTestConfig(url=f"{url}/never", concurrency=2, duration=0.5))
+        half = run_load_test(LoadTestConfig(url=f"{url}/sometimes", concurrency=1, duration=0.5))
+    assert none.ok > 10 and none.server_timing_ms == {} and none.to_dict()["outside_model_ms"] is None
+    assert "model ms" not in none.summary()
+    model = half.server_timing_ms["model"]
+    assert len(model) == half.ok and 0 < np.isnan(model).sum() < half.ok
+    assert half.to_dict()["server_timing_ms"]["model"]["count"] == len(half.outside_model_ms)
 
 
 def test_error_statuses_are_counted(server: RunningServer) -> None:
