@@ -20,6 +20,7 @@ from mlplug.errors import DataError
 from mlplug.schema import Schema
 from mlplug.score_stream import score_file
 from mlplug.scoring import LoadedModel
+from mlplug.table_stream import RAMP, chunk_size
 from mlplug.task import Model
 
 ROWS = 5_000
@@ -88,6 +89,63 @@ def test_parquet_row_groups_in_parquet_out(
     assert got["transaction_id"].tolist() == raw_rows["transaction_id"].tolist()
     assert np.array_equal(got["probability"].to_numpy(), expected["probability"].to_numpy())
     assert got["prediction"].tolist() == expected["prediction"].tolist()
+
+
+@pytest.mark.parametrize(
+    ("total", "full"), [(1_000_000, 250_000), (250_000, 250_000), (5_000, 700), (7, 2), (1, 1)]
+)
+def test_chunks_ramp_up_to_full_size_and_down_again(total: int, full: int) -> None:
+    sizes, left = [], total
+    while left:
+        sizes.append(chunk_size(len(sizes), left, full))
+        left -= sizes[-1]
+    assert sum(sizes) == total and max(sizes) <= full and min(sizes) >= 1
+    assert sizes[0] == max(1, min(total, full // RAMP))
+    peak = sizes.index(max(sizes))
+    assert sizes[: peak + 1] == sorted(sizes[: peak + 1])  # up, then down
+    assert sizes[peak:] == sorted(sizes[peak:], reverse=True)
+    if total >= 4 * full:
+        assert sizes[-1] < full / 2 and full in sizes
+
+
+@pytest.mark.parametrize("file_format", ["parquet", "csv"])
+@pytest.mark.parametrize("chunk_rows", [2 * ROWS, ROWS, ROWS - 1, 1_000])
+def test_ramped_chunks_keep_every_row_in_order(
+    fraud: LoadedModel, raw_rows: pd.DataFrame, tmp_path: Path, file_format: str, chunk_rows: int
+) -> None:
+    """Files smaller than, as large as and larger than a chunk: the output is the in-memory
+    path's, row for row, however the file is cut."""
+    source = tmp_path / f"in.{file_format}"
+    if file_format == "parquet":  # row groups that do not line up with the chunks
+        pq.write_table(pa.Table.from_pandas(raw_rows, preserve_index=False), source, row_group_size=1_300)
+    else:
+        _csv(raw_rows, source)
+    expected = fraud.score(raw_rows, "memory").output
+    calls: list[int] = []
+
+    class Counting:
+        accepts_category_dtype = True
+
+        def predict_proba(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+            calls.append(len(X))
+            return np.asarray(fraud.model.predict_proba(X))
+
+    loaded = LoadedModel(fraud.version, Counting(), fraud.schema)  # type: ignore[arg-type]
+    result = score_file(loaded, str(source), tmp_path / "out.parquet", chunk_rows=chunk_rows)
+    got = pd.read_parquet(tmp_path / "out.parquet")
+    assert result.rows == ROWS and sum(calls) == ROWS and result.chunks == len(calls)
+    assert got["transaction_id"].tolist() == raw_rows["transaction_id"].tolist()
+    assert np.array_equal(got["probability"].to_numpy(), expected["probability"].to_numpy())
+    assert got["prediction"].tolist() == expected["prediction"].tolist()
+    if file_format == "parquet":  # the row count is known: exactly the planned sizes
+        left, planned = ROWS, []
+        while left:
+            planned.append(chunk_size(len(planned), left, chunk_rows))
+            left -= planned[-1]
+        assert calls == planned
+    assert calls[0] <= chunk_rows / 4 and max(calls) <= chunk_rows * 1.1  # CSV: sized in bytes
+    if chunk_rows <= ROWS / 4:  # a small first chunk, about full ones, a small last one
+        assert calls[-1] < chunk_rows / 2 and max(calls) > chunk_rows / 2
 
 
 def test_jsonl_in_jsonl_out(fraud: LoadedModel, raw_rows: pd.DataFrame, tmp_path: Path) -> None:
