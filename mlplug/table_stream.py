@@ -6,13 +6,6 @@ with only the columns asked for and the types the caller declares, so a chunk re
 model without a per-value Python conversion. :class:`ChunkWriter` appends batches to a
 ``.partial`` file next to the output and renames it into place only when every chunk is
 written: a failed run never leaves a file that looks complete.
-
-Chunks ramp up and down (:func:`chunk_size`) where the size of the file is known (Parquet's
-row count, an uncompressed CSV's bytes): a small first chunk lets the model start after a
-fraction of a full chunk's read, and its first-call costs overlap the reading of the next
-ones; the halving chunks before the end leave the writer a short last chunk to write after
-the model is done. In a 1M-row file of four full chunks, the read before the first model
-call and the write after the last one were a third of the run.
 """
 
 from __future__ import annotations
@@ -35,8 +28,6 @@ from mlplug.io import detect_format
 _SAMPLE_BYTES = 1 << 20
 #: Bytes pyarrow parses as one task within a chunk (its threads take one block each).
 _PARSE_BLOCK_BYTES = 4 << 20
-#: The first chunk is this fraction of a full one; each next one is twice the last.
-RAMP = 8
 #: pyarrow names the failing column by its position in the file, not by name.
 _CSV_COLUMN = re.compile(r"CSV column #(\d+)")
 
@@ -55,16 +46,6 @@ class ConversionError(DataError):
     def __init__(self, message: str, column: str | None) -> None:
         super().__init__(message)
         self.column = column
-
-
-def chunk_size(index: int, left: int, full: int) -> int:
-    """The size (rows or bytes) of chunk ``index`` when ``left`` remain, chunks being at most
-    ``full``: ``full / RAMP`` first, doubling up to ``full``, then half of what is left as the
-    end nears, down to ``full / RAMP`` again; a remainder too small to be worth a chunk of its
-    own joins the last one."""
-    first = max(1, full // RAMP)
-    size = min(first << min(index, 32), full, max(first, (left + 1) // 2), left)
-    return left if left <= full and left - size < first // 2 else size
 
 
 def read_chunks(
@@ -153,9 +134,8 @@ def _csv_chunks(
 
 
 def _csv_blocks(path: Path, block_bytes: int) -> Iterator[tuple[bytes, bool]]:
-    """The file after its header in pieces of at most about ``block_bytes`` (ramping up and
-    down, :func:`chunk_size`) that end at a row end, each with whether a quoted field in it
-    holds a newline.
+    """The file after its header in pieces of about ``block_bytes`` that end at a row end,
+    each with whether a quoted field in it holds a newline.
 
     Read here rather than by pyarrow's streaming reader, which reads ahead of its parser
     without bound (700 MB of a 800 MB file when the model is the slower side); each block is
@@ -163,17 +143,11 @@ def _csv_blocks(path: Path, block_bytes: int) -> Iterator[tuple[bytes, bool]]:
     end: rows end at newlines preceded by an even number of quote characters in the block.
     """
     with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        index = 0
-
-        def read() -> bytes:
-            return handle.read(chunk_size(index, size - handle.tell(), block_bytes))
-
-        head = read()
+        head = handle.read(block_bytes)
         ends, _ = _row_ends(head)
         if not len(ends):  # a header without rows
             return
-        data, carry = head[int(ends[0]) :] or read(), b""
+        data, carry = head[int(ends[0]) :] or handle.read(block_bytes), b""
         while True:
             buffer = carry + data if carry else data
             ends, quoted = _row_ends(buffer)
@@ -187,8 +161,7 @@ def _csv_blocks(path: Path, block_bytes: int) -> Iterator[tuple[bytes, bool]]:
                 cut = int(ends[-1])
                 yield buffer[:cut], bool(len(quoted) and quoted[0] < cut)
                 carry = buffer[cut:]
-                index += 1
-            data = read()
+            data = handle.read(block_bytes)
 
 
 def _row_ends(buffer: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -237,40 +210,14 @@ def _parquet_chunks(
         raise DataError(f"{url}: cannot read as parquet: {exc}") from exc
     header = file.schema_arrow.names
     present = [c for c in columns if c in header]
-    total = file.metadata.num_rows
 
-    def batches() -> Iterator[pa.RecordBatch | pa.Table]:
+    def batches() -> Iterator[pa.RecordBatch]:
         try:
-            # Read in pieces of the smallest chunk and joined (without a copy) into chunks
-            # of the planned sizes: pyarrow's reader takes one batch size for the file.
-            pieces = file.iter_batches(batch_size=max(1, chunk_rows // RAMP), columns=present)
-            yield from _regroup(pieces, total, chunk_rows)
+            yield from file.iter_batches(batch_size=chunk_rows, columns=present)
         except (pa.ArrowException, OSError) as exc:
             raise DataError(f"{url}: cannot read as parquet: {exc}") from exc
 
     return header, batches()
-
-
-def _regroup(pieces: Iterator[pa.RecordBatch], total: int, full: int) -> Iterator[pa.RecordBatch | pa.Table]:
-    """The pieces' rows in chunks of :func:`chunk_size` rows, in order; a chunk of several
-    pieces is a table of them (its columns chunked), one piece is given as it is."""
-    held: list[pa.RecordBatch] = []
-    rows = index = 0
-    wanted = chunk_size(index, total, full)
-    for piece in pieces:
-        while piece.num_rows:
-            take = min(piece.num_rows, wanted - rows)
-            held.append(piece.slice(0, take) if take < piece.num_rows else piece)
-            piece = piece.slice(take)
-            rows += take
-            if rows >= wanted:
-                yield held[0] if len(held) == 1 else pa.Table.from_batches(held)
-                total -= rows
-                held, rows, index = [], 0, index + 1
-                # The metadata's row count should be the rows read; if not, read on in full chunks.
-                wanted = chunk_size(index, total, full) if total > 0 else full
-    if held:
-        yield held[0] if len(held) == 1 else pa.Table.from_batches(held)
 
 
 def _jsonl_chunks(
