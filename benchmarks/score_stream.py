@@ -244,6 +244,8 @@ def _table(results: list[dict]) -> str:  # type: ignore[type-arg]
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
+        if "raw" not in r or "stream" not in r:  # a run of one kind: its JSON is the result
+            continue
         raw, stream, prof = r["raw"], r["stream"], r.get("profile")
         n = r["rows"]
         raw_rate = n / raw["predict_s"]

@@ -90,6 +90,41 @@ def test_parquet_row_groups_in_parquet_out(
     assert got["prediction"].tolist() == expected["prediction"].tolist()
 
 
+@pytest.mark.parametrize("file_format", ["parquet", "csv"])
+@pytest.mark.parametrize("chunk_rows", [2 * ROWS, ROWS, ROWS - 1, 1_000])
+def test_files_smaller_than_as_large_as_and_larger_than_a_chunk(
+    fraud: LoadedModel, raw_rows: pd.DataFrame, tmp_path: Path, file_format: str, chunk_rows: int
+) -> None:
+    """The output is the in-memory path's, row for row, however the file is cut; the
+    warm-up before the first chunk never calls the model."""
+    source = tmp_path / f"in.{file_format}"
+    if file_format == "parquet":  # row groups that do not line up with the chunks
+        pq.write_table(pa.Table.from_pandas(raw_rows, preserve_index=False), source, row_group_size=1_300)
+    else:
+        _csv(raw_rows, source)
+    expected = fraud.score(raw_rows, "memory").output
+    calls: list[int] = []
+
+    class Counting:
+        accepts_category_dtype = True
+
+        def predict_proba(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+            calls.append(len(X))
+            return np.asarray(fraud.model.predict_proba(X))
+
+    loaded = LoadedModel(fraud.version, Counting(), fraud.schema)  # type: ignore[arg-type]
+    result = score_file(loaded, str(source), tmp_path / "out.parquet", chunk_rows=chunk_rows)
+    got = pd.read_parquet(tmp_path / "out.parquet")
+    assert result.rows == ROWS and sum(calls) == ROWS and result.chunks == len(calls)
+    assert got["transaction_id"].tolist() == raw_rows["transaction_id"].tolist()
+    assert np.array_equal(got["probability"].to_numpy(), expected["probability"].to_numpy())
+    assert got["prediction"].tolist() == expected["prediction"].tolist()
+    if file_format == "csv":  # blocks sized in bytes: about chunk_rows rows
+        assert max(calls) <= chunk_rows * 1.1 and (calls == [ROWS] or chunk_rows <= ROWS)
+    else:  # row groups are read whole or in pieces of chunk_rows
+        assert max(calls) <= min(chunk_rows, 1_300) and len(calls) >= ROWS / min(chunk_rows, 1_300)
+
+
 def test_jsonl_in_jsonl_out(fraud: LoadedModel, raw_rows: pd.DataFrame, tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"
     raw_rows.head(900).to_json(source, orient="records", lines=True, date_format="iso")
