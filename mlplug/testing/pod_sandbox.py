@@ -17,8 +17,10 @@ can listen on its real port without meeting anything else on this machine.
 
 What differs from the pod: the code comes from this checkout and its virtualenv instead of the
 image (``workdir`` stands in for the container's ``workingDir``), and paths the pod does not
-mount show this machine's files (read-only). It needs root (to make the namespaces);
-:func:`unavailable` says why not.
+mount show this machine's files (read-only). Code that lies under one of the pod's emptyDir
+paths (a checkout in /tmp, where pods mount a fresh /tmp) stays visible there, read-only, as
+it would be from the image, and is left out of what the volume reports as written. It needs
+root (to make the namespaces); :func:`unavailable` says why not.
 """
 
 from __future__ import annotations
@@ -78,6 +80,11 @@ def _hidden_ancestor(path: Path) -> Path | None:
     return None
 
 
+def _outermost(paths: list[Path]) -> list[Path]:
+    """``paths`` without those inside another of them."""
+    return [p for p in paths if not any(other in p.parents for other in paths)]
+
+
 def _existing_ancestor(path: Path) -> Path:
     parent = path.parent
     while not parent.exists():
@@ -112,7 +119,8 @@ def _script(
     remount_ro: list[Path] = []  # mounts made here that the container must not write to
     # The interpreter and the code must stay reachable for the pod's user (in the image they
     # live in world-readable directories; here the interpreter may sit under /root).
-    for i, needed in enumerate(sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix), workdir})):
+    needed_paths = sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix), workdir})
+    for i, needed in enumerate(needed_paths):
         hidden = _hidden_ancestor(needed)
         if hidden is None:
             continue
@@ -141,10 +149,30 @@ def _script(
         lines.append(f"mkdir -p {q(str(path))}")
     lines.append("mount -o remount,bind,ro /")
     lines += [f"mount -o remount,ro {q(str(path))}" for path in remount_ro]
-    for path, mount, volume in mounts:
+    kept: dict[Path, list[Path]] = {}
+    for i, (path, mount, volume) in enumerate(mounts):
         if "emptyDir" in volume:
             size = _size_option(volume["emptyDir"].get("sizeLimit"))
-            lines.append(f"mount -t tmpfs -o mode=1777{size} tmpfs {q(str(path))}")
+            inside = _outermost([n for n in needed_paths if path in n.parents])
+            if not inside:
+                lines.append(f"mount -t tmpfs -o mode=1777{size} tmpfs {q(str(path))}")
+                continue
+            # The checkout or the interpreter lies under the volume (a clone in /tmp, where
+            # the pod mounts an emptyDir): in the image they live elsewhere, so they stay
+            # visible, read-only, in the fresh volume. The volume is made aside, the code
+            # bound into it while its path still shows, and then moved into place.
+            staging = stash / f"volume{i}"
+            staging.mkdir()
+            lines.append(f"mount -t tmpfs -o mode=1777{size} tmpfs {q(str(staging))}")
+            for needed in inside:
+                target = q(str(staging / needed.relative_to(path)))
+                lines += [
+                    f"mkdir -p {target}",
+                    f"mount --bind {q(str(needed))} {target}",
+                    f"mount -o remount,bind,ro {target}",
+                ]
+            lines.append(f"mount --no-mtab --move {q(str(staging))} {q(str(path))}")
+            kept[path] = [Path(needed.relative_to(path).parts[0]) for needed in inside]
             continue
         mode = volume.get("secret", volume.get("configMap", {})).get("defaultMode", 0o644)
         lines.append(f"mount -t tmpfs -o mode=755 tmpfs {q(str(path))}")
@@ -175,7 +203,9 @@ def _script(
     lines += [
         'echo "== sandbox exit $rc"',
         *[
-            f"echo {q('== volume ' + str(path))}; (cd {q(str(path))} && find . -mindepth 1 -maxdepth 3)"
+            f"echo {q('== volume ' + str(path))}; (cd {q(str(path))} && find . -mindepth 1 -maxdepth 3"
+            + "".join(f" -path {q(f'./{top}')} -prune -o" for top in kept.get(path, []))
+            + " -print)"
             for path, _, volume in mounts
             if "emptyDir" in volume
         ],
