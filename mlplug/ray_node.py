@@ -11,6 +11,7 @@ the machine. Stopping never uses ``ray stop``, which stops every Ray of the user
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -25,6 +26,15 @@ from mlplug.processes import free_port
 STARTED = "Ray runtime started."
 #: Worker ports a node may use (Ray starts a worker process per trial and per actor).
 WORKER_PORTS = 40
+#: The node's own components, each given a free port.
+COMPONENT_PORT_OPTIONS = (
+    "--node-manager-port",
+    "--object-manager-port",
+    "--dashboard-agent-listen-port",
+    "--dashboard-agent-grpc-port",
+    "--runtime-env-agent-port",
+    "--metrics-export-port",
+)
 
 
 @dataclass
@@ -49,6 +59,37 @@ class RayNode:
             self.proc.wait(10)
 
 
+def _distinct_free_ports(count: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def _ports_in(role: list[str]) -> set[int]:
+    """The ports a role names (``--port P``, ``--address HOST:P``)."""
+    found: set[int] = set()
+    for option, value in itertools.pairwise(role):
+        text = value.rsplit(":", 1)[-1] if option == "--address" else value
+        if option in ("--port", "--address") and text.isdigit():
+            found.add(int(text))
+    return found
+
+
+def _worker_range(taken: set[int], attempts: int = 200) -> int:
+    """The first of ``WORKER_PORTS + 1`` consecutive worker ports that holds none of
+    ``taken``: Ray refuses to start a node whose worker range covers one of its own
+    component ports (free ports drawn one by one fall inside a 40-port range now and then)."""
+    for _ in range(attempts):
+        first = free_port()
+        last = first + WORKER_PORTS
+        if last <= 65535 and not any(first <= port <= last for port in taken):
+            return first
+    raise RuntimeError(f"found no {WORKER_PORTS + 1} worker ports clear of {sorted(taken)}")
+
+
 def start_node(
     temp_dir: Path,
     role: list[str],
@@ -63,18 +104,15 @@ def start_node(
     temp_dir.mkdir(parents=True, exist_ok=True)
     log = temp_dir.with_name(temp_dir.name + ".log")
     ray = Path(sys.executable).with_name("ray")
-    first_worker_port = free_port()
+    options = COMPONENT_PORT_OPTIONS
+    ports = _distinct_free_ports(len(options))
+    first_worker_port = _worker_range(taken={*ports, *_ports_in(role)})
     command = [
         str(ray), "start", "--block", *role,
         "--num-cpus", str(cpus),
         "--temp-dir", str(temp_dir),
         "--disable-usage-stats",
-        "--node-manager-port", str(free_port()),
-        "--object-manager-port", str(free_port()),
-        "--dashboard-agent-listen-port", str(free_port()),
-        "--dashboard-agent-grpc-port", str(free_port()),
-        "--runtime-env-agent-port", str(free_port()),
-        "--metrics-export-port", str(free_port()),
+        *[arg for option, port in zip(options, ports, strict=True) for arg in (option, str(port))],
         "--min-worker-port", str(first_worker_port),
         "--max-worker-port", str(first_worker_port + WORKER_PORTS),
         *(["--node-ip-address", node_ip] if node_ip else []),
