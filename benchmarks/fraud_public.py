@@ -95,17 +95,26 @@ def _as_model_input(kind: str, frame: pd.DataFrame, categorical: list[str]) -> p
     return frame
 
 
+def model_inputs(
+    kind: str, train: pd.DataFrame, holdout: pd.DataFrame, categorical: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training and holdout features as ``kind`` takes them (the holdout's columns in the
+    training order; for HistGradientBoosting, the same categories in both parts)."""
+    X = _as_model_input(kind, train, categorical)  # noqa: N806
+    X_hold = _as_model_input(kind, holdout[train.columns], categorical)  # noqa: N806
+    if kind == "hist_gradient_boosting":
+        for column in categorical:
+            X_hold[column] = pd.Categorical(X_hold[column], categories=X[column].cat.categories)
+    return X, X_hold
+
+
 def fit_reference(kind: str, train_csv: str, holdout_csv: str, target: str, categorical: list[str]) -> dict:
     """Runs in a fresh process: fit ``kind`` on the training rows, score the holdout."""
     train = pd.read_csv(train_csv)
     holdout = pd.read_csv(holdout_csv)
     y = train.pop(target).to_numpy()
     numeric = [c for c in train.columns if c not in categorical]
-    X = _as_model_input(kind, train, categorical)  # noqa: N806
-    X_hold = _as_model_input(kind, holdout[train.columns], categorical)  # noqa: N806
-    if kind == "hist_gradient_boosting":  # the same categories in both parts
-        for column in categorical:
-            X_hold[column] = pd.Categorical(X_hold[column], categories=X[column].cat.categories)
+    X, X_hold = model_inputs(kind, train, holdout, categorical)  # noqa: N806
     model = _reference_model(kind, numeric, categorical)
     started = time.perf_counter()
     model.fit(X, y)

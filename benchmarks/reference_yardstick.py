@@ -38,7 +38,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.fraud_public import _as_model_input, _reference_model, split_table
+from benchmarks.fraud_public import _reference_model, model_inputs, split_table
 from benchmarks.public_tables import TABLES, islp_data_dir, text_columns
 
 REFERENCES = ("logistic_regression", "hist_gradient_boosting", "catboost")
@@ -48,11 +48,7 @@ LEVEL = 0.0005
 
 def _proba(kind: str, train: pd.DataFrame, y: np.ndarray, test: pd.DataFrame, cat: list[str]) -> np.ndarray:
     numeric = [c for c in train.columns if c not in cat]
-    X = _as_model_input(kind, train, cat)  # noqa: N806
-    X_test = _as_model_input(kind, test[train.columns], cat)  # noqa: N806
-    if kind == "hist_gradient_boosting":  # the same categories in both parts
-        for column in cat:
-            X_test[column] = pd.Categorical(X_test[column], categories=X[column].cat.categories)
+    X, X_test = model_inputs(kind, train, test, cat)  # noqa: N806
     model = _spline_lr(numeric, cat) if kind == "spline_lr" else _reference_model(kind, numeric, cat)
     model.fit(X, y)
     return model.predict_proba(X_test)[:, 1]
